@@ -1,0 +1,220 @@
+"""Composition root: builds the real components from settings and runs them.
+
+This is the one place that turns settings into objects (HTTP client, store,
+model, deliverer) and hands them to the pipeline and scheduler as parameters.
+``run_once`` is the burst mode (one cycle, then exit); ``run_forever`` is the
+daemon, which drains gracefully on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections import Counter
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from monitor.alerts.base import Deliverer
+from monitor.alerts.console import ConsoleDeliverer
+from monitor.alerts.outbox import drain_outbox
+from monitor.classify import ArticleClassifier
+from monitor.decide import AlertRules
+from monitor.fetch import FetchLimits, build_client
+from monitor.models import Feed
+from monitor.pipeline import FeedReport, PipelineDeps, run_feed
+from monitor.schedule import TaskTracker, build_scheduler
+from monitor.settings import Settings
+from monitor.store.sqlite import SqliteStore
+
+log = logging.getLogger("monitor")
+
+SHUTDOWN_GRACE_SECONDS = 15.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def feeds_from(settings: Settings) -> list[Feed]:
+    default = settings.schedule.default_interval_seconds
+    return [
+        Feed(
+            name=f.name,
+            url=f.url,
+            interval_seconds=f.interval_seconds or default,
+            enabled=f.enabled,
+            tags=f.tags,
+        )
+        for f in settings.feeds
+    ]
+
+
+def fetch_limits(settings: Settings) -> FetchLimits:
+    f = settings.fetch
+    return FetchLimits(
+        connect_timeout=f.connect_timeout,
+        read_timeout=f.read_timeout,
+        total_timeout=f.total_timeout,
+        max_bytes=f.max_bytes,
+        max_redirects=f.max_redirects,
+        user_agent=f.user_agent,
+    )
+
+
+def open_store(settings: Settings) -> SqliteStore:
+    store = SqliteStore(settings.storage.sqlite_path)
+    store.migrate()
+    return store
+
+
+def build_deliverer(settings: Settings) -> Deliverer:
+    slack = settings.slack
+    if slack.mode == "slack":
+        from monitor.alerts.slack import SlackDeliverer
+
+        assert slack.bot_token is not None and slack.channel is not None
+        return SlackDeliverer(
+            slack.bot_token.get_secret_value(), slack.channel, base_url=slack.api_url
+        )
+    if slack.mode == "webhook":
+        from monitor.alerts.webhook import WebhookDeliverer
+
+        assert slack.webhook_url is not None
+        return WebhookDeliverer(slack.webhook_url.get_secret_value())
+    return ConsoleDeliverer()
+
+
+def destination_of(settings: Settings) -> str:
+    mode = settings.slack.mode
+    return f"slack:{settings.slack.channel}" if mode == "slack" else mode
+
+
+@dataclass
+class Monitor:
+    """The running parts, built once and shared by every job."""
+
+    settings: Settings
+    store: SqliteStore
+    deliverer: Deliverer
+    deps: PipelineDeps
+    semaphore: asyncio.Semaphore
+    totals: Counter[str] = field(default_factory=Counter)
+
+    async def poll(self, feed: Feed) -> FeedReport:
+        async with self.semaphore:
+            report = await run_feed(feed, self.deps)
+        self.totals["polls"] += 1
+        self.totals[f"status:{report.status}"] += 1
+        self.totals["new"] += report.new_items
+        self.totals["alerts"] += report.alerts
+        level = logging.INFO if report.error is None else logging.WARNING
+        log.log(level, report.log_line())
+        return report
+
+    async def drain(self) -> object:
+        a = self.settings.alerts
+        result = await drain_outbox(
+            self.store,
+            self.deliverer,
+            now=utc_now,
+            batch_size=a.batch_size,
+            lease_seconds=a.lease_seconds,
+            base_backoff=a.base_backoff_seconds,
+            max_backoff=a.max_backoff_seconds,
+            logger=logging.getLogger("monitor.outbox"),
+        )
+        return result
+
+
+async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
+    classifier = ArticleClassifier.load(settings.model_file, threshold=settings.classifier.threshold)
+    store = open_store(settings)
+    stack.callback(store.close)
+    limits = fetch_limits(settings)
+    client = build_client(limits)
+    stack.push_async_callback(client.aclose)
+    deliverer = build_deliverer(settings)
+    stack.push_async_callback(deliverer.aclose)
+    rules = AlertRules(
+        destination=destination_of(settings),
+        max_article_age_hours=settings.alerts.max_article_age_hours,
+        snippet_chars=settings.alerts.snippet_chars,
+    )
+    deps = PipelineDeps(
+        client=client,
+        store=store,
+        classifier=classifier,
+        fetch_limits=limits,
+        rules=rules,
+        max_items=settings.fetch.max_items,
+        now=utc_now,
+    )
+    log.info(
+        "monitor ready: %d feeds, model %s (threshold %.2f), store %s, alerts to %s",
+        len(settings.feeds), classifier.version, classifier.threshold,
+        settings.storage.sqlite_path, deliverer.name,
+    )
+    return Monitor(settings, store, deliverer, deps,
+                   asyncio.Semaphore(settings.schedule.max_concurrent_feeds))
+
+
+async def run_once(settings: Settings) -> list[FeedReport]:
+    """One cycle of every enabled feed, then one drain of the outbox."""
+    async with AsyncExitStack() as stack:
+        monitor = await _build(settings, stack)
+        feeds = [f for f in feeds_from(settings) if f.enabled]
+        reports = list(await asyncio.gather(*(monitor.poll(f) for f in feeds)))
+        drained = await monitor.drain()
+        counts = await asyncio.to_thread(monitor.store.outbox_counts)
+        failed = sum(1 for r in reports if r.error is not None)
+        log.info(
+            "cycle done: %d feeds (%d failed), %d new articles, %d alerts queued; drain: %s; "
+            "outbox now %s",
+            len(reports), failed, monitor.totals["new"], monitor.totals["alerts"], drained,
+            counts,
+        )
+        return reports
+
+
+async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """The daemon: poll on schedule until SIGINT/SIGTERM (or ``stop``), then drain and exit."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals
+            pass
+    tracker = TaskTracker()
+    try:
+        async with AsyncExitStack() as stack:
+            monitor = await _build(settings, stack)
+            scheduler = build_scheduler(
+                feeds_from(settings),
+                poll=monitor.poll,
+                drain=monitor.drain,
+                drain_interval_seconds=settings.schedule.drain_interval_seconds,
+                jitter_seconds=settings.schedule.jitter_seconds,
+                tracker=tracker,
+            )
+            scheduler.start()
+            log.info("scheduler started; press Ctrl+C (or send SIGTERM) to stop")
+            await stop.wait()
+            log.info("stopping: no new jobs; waiting up to %.0f s for running ones",
+                     SHUTDOWN_GRACE_SECONDS)
+            scheduler.shutdown(wait=False)
+            abandoned = await tracker.drain(SHUTDOWN_GRACE_SECONDS)
+            if abandoned:
+                log.warning(
+                    "abandoned %d running job(s); their feeds are re-fetched and their alerts "
+                    "re-checked on the next start", abandoned,
+                )
+            log.info("stopped cleanly after %d polls, %d new articles, %d alerts queued",
+                     monitor.totals["polls"], monitor.totals["new"], monitor.totals["alerts"])
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,364 @@
+"""Command-line interface: ``python -m monitor COMMAND`` (or ``news-monitor COMMAND``).
+
+Exit codes: 0 success, 1 the command failed at run time (e.g. no usable
+model), 2 configuration or usage error (the message names the file and key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from monitor.errors import ClassifyError, MonitorError, SettingsError, StoreError
+from monitor.logs import configure_logging
+from monitor.settings import Settings, load_settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+log = logging.getLogger("monitor.cli")
+
+
+class InputError(MonitorError):
+    """A line of a JSON-lines input file is unusable."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="PATH", help="config file (default: $MONITOR_CONFIG or config/monitor.toml)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="news-monitor",
+        description="Watch news feeds for North Korea–Russia cooperation and alert analysts.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", parents=[common], help="run the daemon until SIGINT/SIGTERM")
+    sub.add_parser("once", parents=[common], help="poll every feed once, deliver alerts, exit")
+    sub.add_parser("check-config", parents=[common], help="validate the config and print a summary")
+
+    score = sub.add_parser("score", parents=[common], help="score JSON lines {id,title,summary}")
+    score.add_argument("--model", metavar="PATH", help="model file (default: configured/shipped)")
+    score.add_argument("--input", metavar="FILE", help="JSON-lines input (default: stdin)")
+    score.add_argument("--threshold", type=float, help="override the match threshold")
+
+    ev = sub.add_parser("eval", parents=[common], help="evaluate on labelled JSON lines")
+    ev.add_argument("--data", metavar="FILE", required=True, help="JSON lines with a 'label' 0/1")
+    ev.add_argument("--model", metavar="PATH")
+    ev.add_argument("--threshold", type=float)
+    ev.add_argument("--plot", metavar="FILE.png", help="write a precision-recall curve")
+
+    train = sub.add_parser("train", parents=[common], help="train and save the classifier")
+    train.add_argument("--out", metavar="PATH", help="where to save (default: configured/shipped)")
+    train.add_argument(
+        "--with-feedback", action="store_true",
+        help="add analysts' labels from the database; install only if not worse",
+    )
+
+    label = sub.add_parser("label", parents=[common], help="record an analyst's label")
+    label.add_argument("article_id")
+    label.add_argument("verdict", choices=["relevant", "irrelevant"])
+
+    feeds = sub.add_parser("feeds", parents=[common], help="show each feed's polling health")
+    feeds.add_argument("action", nargs="?", default="list", choices=["list"])
+
+    articles = sub.add_parser("articles", parents=[common], help="show recently stored articles")
+    articles.add_argument("--limit", type=int, default=20)
+    articles.add_argument("--matches", action="store_true", help="only matches")
+
+    outbox = sub.add_parser("outbox", parents=[common], help="alert outbox status / requeue")
+    outbox.add_argument("action", nargs="?", default="status", choices=["status", "requeue-failed"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        configure_logging("INFO")
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.logging.level)
+    handler = COMMANDS[args.command]
+    try:
+        return handler(settings, args)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (ClassifyError, StoreError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- daemon commands -----------------------------------------------------------------
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.app import run_forever
+
+    asyncio.run(run_forever(settings))
+    return EXIT_OK
+
+
+def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.app import run_once
+
+    asyncio.run(run_once(settings))
+    return EXIT_OK
+
+
+def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.app import destination_of
+
+    enabled = sum(f.enabled for f in settings.feeds)
+    print(f"config: {settings.config_path}")
+    print(f"feeds: {len(settings.feeds)} ({enabled} enabled)")
+    for feed in settings.feeds:
+        every = feed.interval_seconds or settings.schedule.default_interval_seconds
+        flag = "" if feed.enabled else "  [disabled]"
+        print(f"  - {feed.name}: {feed.url} every {every:g}s{flag}")
+    print(f"storage: {settings.storage.database_url}")
+    print(f"keywords: {settings.keywords_file}")
+    print(f"model: {settings.model_file or 'shipped default'}")
+    print(f"alerts: {destination_of(settings)}")
+    print("settings (secrets redacted):")
+    print(json.dumps(settings.redacted(), indent=2, default=str))
+    return EXIT_OK
+
+
+# --- classifier commands ---------------------------------------------------------------
+def _read_jsonl(stream: IO[str], source: str) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{source} line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(item, dict) or "title" not in item:
+            raise InputError(f"{source} line {number}: expected an object with at least 'title'")
+        yield item
+
+
+def _open_input(path: str | None) -> tuple[IO[str], str]:
+    if path is None:
+        return sys.stdin, "<stdin>"
+    try:
+        return open(path, encoding="utf-8"), path  # noqa: SIM115 - closed by caller
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _text(item: dict[str, Any]) -> str:
+    title = str(item.get("title") or "").strip()
+    summary = str(item.get("summary") or "").strip()
+    return f"{title}. {summary}" if summary else title
+
+
+def _load_classifier(settings: Settings, model: str | None, threshold: float | None):  # noqa: ANN202
+    from monitor.classify import ArticleClassifier
+
+    path = Path(model) if model else settings.model_file
+    return ArticleClassifier.load(path, threshold=threshold or settings.classifier.threshold)
+
+
+def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
+    classifier = _load_classifier(settings, args.model, args.threshold)
+    model = classifier.model
+    stream, source = _open_input(args.input)
+    out = sys.stdout
+    try:
+        for batch in _batches(_read_jsonl(stream, source), 2000):
+            results = model.score([_text(item) for item in batch])
+            for item, result in zip(batch, results, strict=True):
+                match = result.score >= classifier.threshold
+                record = {
+                    "id": item.get("id"),
+                    "score": round(float(result.score), 6),
+                    "match": bool(match),
+                    "reason": result.reason,
+                }
+                if match and result.event_type:
+                    record["event_type"] = result.event_type
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    out.flush()
+    return EXIT_OK
+
+
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from classifiers.evaluate import evaluate, plot_pr_curve
+
+    classifier = _load_classifier(settings, args.model, args.threshold)
+    stream, source = _open_input(args.data)
+    with stream:
+        items = list(_read_jsonl(stream, source))
+    labels = []
+    for number, item in enumerate(items, start=1):
+        if item.get("label") not in (0, 1, True, False):
+            raise InputError(f"{source} item {number}: 'label' must be 0 or 1")
+        labels.append(int(item["label"]))
+    if not items:
+        raise InputError(f"{source}: no items")
+    scores = classifier.model.predict_proba([_text(item) for item in items])
+    report = evaluate(scores, labels, classifier.threshold)
+    print(f"model {classifier.version} on {source}")
+    print(report.format())
+    if args.plot:
+        plot_pr_curve(scores, labels, classifier.threshold, args.plot)
+        print(f"precision-recall curve written to {args.plot}")
+    return EXIT_OK
+
+
+def _default_model_out(settings: Settings, out: str | None) -> Path:
+    if out:
+        return Path(out)
+    if settings.model_file:
+        return settings.model_file
+    from classifiers.artefact import default_model_path
+
+    return default_model_path()
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from classifiers import train as training
+
+    out = _default_model_out(settings, args.out)
+    if not args.with_feedback:
+        report = training.train(
+            keywords_path=settings.keywords_file,
+            out_path=out,
+            target_precision=settings.classifier.target_precision,
+        )
+        print(report.format())
+        print(f"model saved to {out}")
+        return EXIT_OK
+    from classifiers.data import Example
+    from monitor.app import open_store
+
+    store = open_store(settings)
+    try:
+        labelled = store.labelled_articles()
+    finally:
+        store.close()
+    if not labelled:
+        print("no analyst labels in the database yet; use `label ARTICLE_ID relevant|irrelevant`")
+        return EXIT_FAILURE
+    extra = [
+        Example(id=f"feedback-{a.id}", title=a.title, summary=a.summary, label=label,
+                event_type="feedback", style="feedback", date=a.published_at.strftime("%Y-%m"))
+        for a, label in labelled
+    ]
+    decision = training.retrain_with_feedback(
+        current_path=settings.model_file,
+        extra_examples=extra,
+        out_path=out,
+        keywords_path=settings.keywords_file,
+        target_precision=settings.classifier.target_precision,
+    )
+    log.info("feedback retraining with %d labels: %s", len(extra), decision.format())
+    print(decision.format())
+    return EXIT_OK
+
+
+# --- store commands ----------------------------------------------------------------------
+def cmd_label(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+
+    store = open_store(settings)
+    try:
+        found = store.get_article(args.article_id)
+        if found is None:
+            print(f"error: no stored article with id {args.article_id!r} "
+                  "(see `articles` for ids)", file=sys.stderr)
+            return EXIT_FAILURE
+        value = 1 if args.verdict == "relevant" else 0
+        store.add_label(args.article_id, value, source="cli", at=datetime.now(UTC))
+    finally:
+        store.close()
+    article, _ = found
+    print(f"labelled {args.article_id} as {args.verdict}: {article.title}")
+    return EXIT_OK
+
+
+def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+
+    store = open_store(settings)
+    try:
+        states = {s.name: s for s in store.all_feed_states()}
+    finally:
+        store.close()
+    for feed in settings.feeds:
+        state = states.get(feed.name)
+        if state is None:
+            print(f"{feed.name}: never polled")
+            continue
+        ok = state.last_success_at.isoformat(timespec="seconds") if state.last_success_at else "never"
+        line = (f"{feed.name}: polls={state.polls} errors={state.error_count} "
+                f"consecutive={state.consecutive_errors} last_success={ok}")
+        if state.consecutive_errors and state.last_error:
+            line += f" last_error={state.last_error[:200]}"
+        print(line)
+    return EXIT_OK
+
+
+def cmd_articles(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+
+    store = open_store(settings)
+    try:
+        rows = store.recent_articles(limit=args.limit, matches_only=args.matches)
+    finally:
+        store.close()
+    for row in rows:
+        score = f"{row['score']:.2f}" if row["score"] is not None else "  - "
+        mark = "MATCH" if row["match"] else "     "
+        print(f"{row['id']}  {score} {mark}  [{row['source']}] {row['title'][:100]}")
+    return EXIT_OK
+
+
+def cmd_outbox(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+
+    store = open_store(settings)
+    try:
+        if args.action == "requeue-failed":
+            print(f"requeued {store.requeue_failed_alerts(now=datetime.now(UTC))} parked alert(s)")
+        print(" ".join(f"{k}={v}" for k, v in store.outbox_counts().items()))
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "once": cmd_once,
+    "check-config": cmd_check_config,
+    "score": cmd_score,
+    "eval": cmd_eval,
+    "train": cmd_train,
+    "label": cmd_label,
+    "feeds": cmd_feeds,
+    "articles": cmd_articles,
+    "outbox": cmd_outbox,
+}

@@ -1,0 +1,67 @@
+"""Verdict + alerting rules → an Alert (or the reason there is none).
+
+Separate from classification so that policy (which matches are worth a ping,
+where they go) can change without retraining, and so that every decision has a
+stated reason that can be logged and tested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from monitor.models import Alert, Article, Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRules:
+    destination: str
+    max_article_age_hours: float = 72.0   # 0 disables the age rule
+    snippet_chars: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    alert: Alert | None
+    reason: str
+
+
+def alert_id(article_id: str, destination: str) -> str:
+    """Deterministic, so a re-run after a crash produces the same id (and the same metadata)."""
+    return hashlib.sha256(f"{destination}\x00{article_id}".encode()).hexdigest()[:24]
+
+
+def snippet(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",.;:") + "…"
+
+
+def decide(article: Article, verdict: Verdict, rules: AlertRules, *, now: datetime) -> Decision:
+    if not verdict.match:
+        return Decision(None, f"score {verdict.score:.2f} below threshold {verdict.threshold:.2f}")
+    if rules.max_article_age_hours > 0:
+        age = now - article.published_at
+        if age > timedelta(hours=rules.max_article_age_hours):
+            hours = age.total_seconds() / 3600
+            return Decision(
+                None,
+                f"match but published {hours:.0f} h ago (older than "
+                f"{rules.max_article_age_hours:g} h): stored without alert",
+            )
+    alert = Alert(
+        id=alert_id(article.id, rules.destination),
+        article_id=article.id,
+        destination=rules.destination,
+        title=article.title,
+        url=article.url,
+        source=article.source,
+        published_at=article.published_at,
+        score=verdict.score,
+        reason=verdict.reason,
+        snippet=snippet(article.summary, rules.snippet_chars),
+        event_type=verdict.event_type,
+    )
+    return Decision(alert, "match")

@@ -1,0 +1,149 @@
+"""The shared vocabulary of the pipeline.
+
+Plain, immutable data passed from one stage to the next. Keeping these in one
+module that imports nothing of ours is what lets each stage stay independent:
+stages agree on these shapes, never on each other's internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """A feed as configured: where to poll and how often."""
+
+    name: str
+    url: str
+    interval_seconds: float = 600.0
+    enabled: bool = True
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What we remember about a feed between polls (and across restarts)."""
+
+    name: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_success_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_error: str | None = None
+    error_count: int = 0
+    consecutive_errors: int = 0
+    polls: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """The outcome of one successful HTTP (or file) fetch.
+
+    ``body`` is ``None`` when the server answered 304 Not Modified.
+    """
+
+    feed_name: str
+    url: str
+    final_url: str
+    status: int
+    body: bytes | None
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+    elapsed_seconds: float = 0.0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.body is None
+
+
+@dataclass(frozen=True, slots=True)
+class RawEntry:
+    """One feed entry as the parser saw it: still HTML, dates not yet normalised."""
+
+    feed_name: str
+    guid: str | None
+    link: str | None
+    title: str
+    summary_html: str
+    published: datetime | None = None
+    author: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """Entries plus the feed-level facts the parser found (title, problems)."""
+
+    feed_name: str
+    title: str | None
+    entries: tuple[RawEntry, ...]
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """A normalised story: plain text, UTC time, canonical URL, stable id."""
+
+    id: str
+    feed_name: str
+    source: str
+    url: str
+    title: str
+    summary: str
+    published_at: datetime
+    first_seen_at: datetime
+    guid: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The text the classifier sees: headline and description."""
+        return f"{self.title}. {self.summary}".strip() if self.summary else self.title
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The classifier's opinion of one article."""
+
+    article_id: str
+    score: float
+    match: bool
+    threshold: float
+    reason: str
+    model_version: str
+    event_type: str | None = None
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A message waiting to be delivered (a row of the outbox)."""
+
+    id: str
+    article_id: str
+    destination: str
+    title: str
+    url: str
+    source: str
+    published_at: datetime
+    score: float
+    reason: str
+    snippet: str
+    event_type: str | None = None
+    attempts: int = 0
+    needs_lookup: bool = False
+    """True when an earlier attempt may have posted the message (crash while in
+    flight, or an ambiguous network failure): look for it before posting again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Proof that an alert was delivered: where, and the id the sink gave it."""
+
+    alert_id: str
+    destination: str
+    message_id: str
+    delivered_at: datetime
+    details: dict[str, str] = field(default_factory=dict)

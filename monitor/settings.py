@@ -1,0 +1,274 @@
+"""Settings: the TOML file plus the environment, validated once at start-up.
+
+Everything downstream receives plain values from here as parameters; no other
+module reads files or environment variables for configuration. Secrets (Slack
+token, webhook URL) are accepted ONLY from the environment and are wrapped in
+``SecretStr`` so that printing the settings never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.errors import SettingsError
+
+REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+ENV_CONFIG = "MONITOR_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeedSettings(_Section):
+    name: str = Field(min_length=1, max_length=200)
+    url: str
+    interval_seconds: float | None = Field(default=None, ge=30, le=86_400)
+    enabled: bool = True
+    tags: tuple[str, ...] = ()
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return value.strip()
+        if parts.scheme == "file" and parts.path:
+            return value.strip()
+        raise ValueError(
+            f"{value!r} is not a usable feed URL; use http://, https:// or file:///absolute/path"
+        )
+
+
+class ScheduleSettings(_Section):
+    default_interval_seconds: float = Field(default=600, ge=30, le=86_400)
+    jitter_seconds: float = Field(default=30, ge=0, le=3_600)
+    drain_interval_seconds: float = Field(default=10, ge=1, le=3_600)
+    max_concurrent_feeds: int = Field(default=20, ge=1, le=1_000)
+
+
+class FetchSettings(_Section):
+    connect_timeout: float = Field(default=10, gt=0, le=120)
+    read_timeout: float = Field(default=20, gt=0, le=300)
+    total_timeout: float = Field(default=60, gt=0, le=600)
+    max_bytes: int = Field(default=5_000_000, ge=10_000, le=200_000_000)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    max_items: int = Field(default=500, ge=1, le=10_000)
+    user_agent: str = "dprk-russia-news-monitor/0.1 (+https://github.com/news-monitor; analysts' alert bot)"
+
+
+class StorageSettings(_Section):
+    database_url: str = "sqlite:///state/monitor.db"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError(
+                f"{value!r} is not supported; use sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db"
+            )
+        return value
+
+    @property
+    def sqlite_path(self) -> str:
+        return self.database_url.removeprefix("sqlite:///") or ":memory:"
+
+
+class ClassifierSettings(_Section):
+    model_path: str | None = None
+    keywords_path: str = "keywords.toml"
+    threshold: float | None = Field(default=None, gt=0, lt=1)
+    target_precision: float = Field(default=0.9, gt=0, lt=1)
+
+
+class AlertSettings(_Section):
+    batch_size: int = Field(default=50, ge=1, le=1_000)
+    lease_seconds: float = Field(default=120, ge=5, le=3_600)
+    base_backoff_seconds: float = Field(default=30, ge=1, le=3_600)
+    max_backoff_seconds: float = Field(default=3_600, ge=1, le=86_400)
+    snippet_chars: int = Field(default=300, ge=50, le=2_000)
+    max_article_age_hours: float = Field(default=72, ge=0)
+
+
+class SlackSettings(_Section):
+    channel: str | None = None
+    api_url: str | None = None
+    bot_token: SecretStr | None = None
+    webhook_url: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _api_url_slash(self) -> SlackSettings:
+        if self.api_url and not self.api_url.endswith("/"):
+            object.__setattr__(self, "api_url", self.api_url + "/")
+        return self
+
+    @property
+    def mode(self) -> Literal["slack", "webhook", "console"]:
+        if self.bot_token and self.channel:
+            return "slack"
+        if self.webhook_url:
+            return "webhook"
+        return "console"
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(_Section):
+    schedule: ScheduleSettings = ScheduleSettings()
+    fetch: FetchSettings = FetchSettings()
+    storage: StorageSettings = StorageSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
+    alerts: AlertSettings = AlertSettings()
+    slack: SlackSettings = SlackSettings()
+    logging: LoggingSettings = LoggingSettings()
+    feeds: tuple[FeedSettings, ...] = ()
+    config_path: Path | None = None
+
+    @field_validator("feeds")
+    @classmethod
+    def _unique_names(cls, feeds: tuple[FeedSettings, ...]) -> tuple[FeedSettings, ...]:
+        seen: set[str] = set()
+        for feed in feeds:
+            if feed.name in seen:
+                raise ValueError(f"feed name {feed.name!r} appears twice; names must be unique")
+            seen.add(feed.name)
+        return feeds
+
+    @model_validator(mode="after")
+    def _absolute_file_urls(self) -> Settings:
+        """``file:replay/feed.xml`` is relative to the config file, so configs can ship replays."""
+        if self.config_path is None:
+            return self
+        fixed = []
+        for feed in self.feeds:
+            parts = urlsplit(feed.url)
+            if parts.scheme == "file" and not parts.path.startswith("/"):
+                absolute = (self.config_path.parent / unquote(parts.path)).resolve()
+                feed = feed.model_copy(update={"url": absolute.as_uri()})
+            fixed.append(feed)
+        object.__setattr__(self, "feeds", tuple(fixed))
+        return self
+
+    @property
+    def keywords_file(self) -> Path:
+        return self._resolve(self.classifier.keywords_path)
+
+    @property
+    def model_file(self) -> Path | None:
+        return self._resolve(self.classifier.model_path) if self.classifier.model_path else None
+
+    def _resolve(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        if not path.is_absolute() and self.config_path is not None:
+            path = self.config_path.parent / path
+        return path
+
+    def redacted(self) -> dict[str, Any]:
+        """A printable dict: SecretStr fields show as '**********' (pydantic's own masking)."""
+        data = self.model_dump(mode="json")
+        data["slack"]["bot_token"] = "**********" if self.slack.bot_token else None
+        data["slack"]["webhook_url"] = "**********" if self.slack.webhook_url else None
+        return data
+
+
+def default_config_path() -> Path:
+    """The embedded default config: the repo's config/ in a checkout, else the packaged copy."""
+    repo = REPO_CONFIG_DIR / "monitor.toml"
+    if repo.is_file():
+        return repo
+    from importlib.resources import files
+
+    return Path(str(files("monitor.defaults").joinpath("monitor.toml")))
+
+
+def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Deployment knobs that must not require editing files (and secrets, which never may)."""
+    data = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+    slack = data.setdefault("slack", {})
+    if not isinstance(slack, dict):
+        return data  # let validation report the bad type
+    for key in ("bot_token", "webhook_url"):
+        if key in slack:
+            raise SettingsError(
+                f"[slack] {key} must not be written in the config file (secrets live only in "
+                f"the environment); remove it and set SLACK_{key.upper()} instead"
+            )
+    mapping = {
+        "SLACK_BOT_TOKEN": ("slack", "bot_token"),
+        "SLACK_CHANNEL": ("slack", "channel"),
+        "SLACK_API_URL": ("slack", "api_url"),
+        "SLACK_WEBHOOK_URL": ("slack", "webhook_url"),
+        "MONITOR_DATABASE_URL": ("storage", "database_url"),
+        "MONITOR_LOG_LEVEL": ("logging", "level"),
+    }
+    for var, (section, key) in mapping.items():
+        value = env.get(var, "").strip()
+        if value:
+            target = data.setdefault(section, {})
+            if isinstance(target, dict):
+                target[key] = value
+    return data
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        section = ".".join(str(p) for p in error["loc"][:-1]) or "top level"
+        return (
+            f"{source}: unknown key '{location}' (in {section}); check the spelling against "
+            "the configuration reference in README.md"
+        )
+    if kind == "missing":
+        return f"{source}: key '{location}' is required; add it"
+    value = error.get("input")
+    shown = "<secret>" if "token" in location or "webhook" in location else repr(value)
+    return f"{source}: key '{location}' = {shown}: {error['msg']}"
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the config; every problem becomes one SettingsError naming file and key."""
+    env = os.environ if env is None else env
+    chosen = Path(path or env.get(ENV_CONFIG) or default_config_path()).expanduser()
+    try:
+        raw = chosen.read_bytes()
+    except FileNotFoundError:
+        raise SettingsError(
+            f"config file {chosen} not found; pass --config PATH or set {ENV_CONFIG}"
+        ) from None
+    except OSError as exc:
+        raise SettingsError(f"config file {chosen} cannot be read: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{chosen}: not valid TOML: {exc}") from exc
+    data = _env_overrides(data, env)
+    try:
+        settings = Settings.model_validate({**data, "config_path": chosen.resolve()})
+    except ValidationError as exc:
+        problems = [_describe(err, str(chosen)) for err in exc.errors(include_url=False)]
+        raise SettingsError("\n".join(problems)) from None
+    if not settings.keywords_file.is_file():
+        raise SettingsError(
+            f"{chosen}: key 'classifier.keywords_path' points to {settings.keywords_file}, "
+            "which does not exist; fix the path (relative paths are relative to the config file)"
+        )
+    return settings

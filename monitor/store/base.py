@@ -1,0 +1,79 @@
+"""The storage contract every backend implements.
+
+The pipeline and the outbox drainer only ever talk to this protocol, so the
+SQLite default and a PostgreSQL backend are interchangeable. All methods are
+synchronous and short; async callers run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from monitor.models import Alert, Article, FeedState, Receipt, Verdict
+
+
+class Store(Protocol):
+    def migrate(self) -> None:
+        """Create or upgrade the schema; safe to call on every start."""
+
+    def close(self) -> None: ...
+
+    # --- feeds -----------------------------------------------------------------
+    def get_feed_state(self, name: str) -> FeedState | None: ...
+
+    def all_feed_states(self) -> list[FeedState]: ...
+
+    def record_fetch_success(
+        self,
+        name: str,
+        url: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        at: datetime,
+    ) -> None:
+        """Remember validators for the next conditional GET and reset the error run."""
+
+    def record_fetch_failure(self, name: str, url: str, *, error: str, at: datetime) -> FeedState:
+        """Count a failure against the feed and return its updated state."""
+
+    # --- articles --------------------------------------------------------------
+    def filter_unseen(self, articles: list[Article]) -> list[Article]:
+        """Drop articles whose id or canonical URL is already stored."""
+
+    def record_article(self, article: Article, verdict: Verdict, alert: Alert | None) -> bool:
+        """Write article, verdict and (optional) pending alert in ONE transaction.
+
+        Returns False (and writes nothing) if the article was already stored,
+        which makes recording idempotent across crashes and concurrent workers.
+        """
+
+    def get_article(self, article_id: str) -> tuple[Article, Verdict | None] | None: ...
+
+    # --- outbox ----------------------------------------------------------------
+    def claim_due_alerts(self, *, now: datetime, limit: int, lease_seconds: float) -> list[Alert]:
+        """Move due alerts to 'in flight' and return them.
+
+        Due means pending with ``next_attempt_at <= now``, or in flight with an
+        expired lease (the worker that claimed it died). The latter come back
+        with ``needs_lookup=True``.
+        """
+
+    def mark_alert_sent(self, receipt: Receipt) -> None: ...
+
+    def mark_alert_retry(
+        self, alert_id: str, *, error: str, next_attempt_at: datetime, ambiguous: bool
+    ) -> None:
+        """Return the alert to 'pending'; ``ambiguous`` makes the next try look first."""
+
+    def mark_alert_failed(self, alert_id: str, *, error: str) -> None:
+        """Park the alert permanently (e.g. invalid token); kept for the operator."""
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Number of alerts by status (pending, in_flight, sent, failed)."""
+
+    # --- analyst feedback --------------------------------------------------------
+    def add_label(self, article_id: str, label: int, *, source: str, at: datetime) -> None: ...
+
+    def labelled_articles(self) -> list[tuple[Article, int]]: ...

@@ -1,0 +1,489 @@
+"""SQLite backend: the default store, one file, WAL mode.
+
+One connection guarded by a lock: the daemon's writes are small and few per
+second, so a single serialised connection is simpler and faster than a pool,
+and WAL lets CLI readers (``feeds``, ``label``) run while the daemon writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor.errors import StoreError
+from monitor.models import Alert, Article, FeedState, Receipt, Verdict
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: initial schema
+    """
+    CREATE TABLE feeds (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        last_success_at TEXT,
+        last_attempt_at TEXT,
+        last_error TEXT,
+        error_count INTEGER NOT NULL DEFAULT 0,
+        consecutive_errors INTEGER NOT NULL DEFAULT 0,
+        polls INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE articles (
+        id TEXT PRIMARY KEY,
+        feed_name TEXT NOT NULL,
+        source TEXT NOT NULL,
+        url TEXT NOT NULL,
+        title TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        published_at TEXT NOT NULL,
+        first_seen_at TEXT NOT NULL,
+        guid TEXT
+    );
+    CREATE UNIQUE INDEX articles_url ON articles(url) WHERE url <> '';
+    CREATE INDEX articles_seen ON articles(first_seen_at);
+    CREATE TABLE verdicts (
+        article_id TEXT PRIMARY KEY REFERENCES articles(id),
+        score REAL NOT NULL,
+        match INTEGER NOT NULL,
+        threshold REAL NOT NULL,
+        reason TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        event_type TEXT,
+        keywords TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE alerts (
+        id TEXT PRIMARY KEY,
+        article_id TEXT NOT NULL UNIQUE REFERENCES articles(id),
+        destination TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'in_flight', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        lease_until TEXT,
+        needs_lookup INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        message_id TEXT,
+        delivered_at TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX alerts_due ON alerts(status, next_attempt_at);
+    CREATE TABLE labels (
+        article_id TEXT PRIMARY KEY REFERENCES articles(id),
+        label INTEGER NOT NULL CHECK (label IN (0, 1)),
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class SqliteStore:
+    """Store protocol on a local SQLite file (or ``:memory:`` for tests)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+
+    # --- plumbing -----------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: writers queue here instead of failing mid-way."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite {self.path}: {exc}") from exc
+
+    def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite {self.path}: {exc}") from exc
+
+    def migrate(self) -> None:
+        with self._tx() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
+            current = row["v"] or 0
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"database {self.path} has schema version {current}, newer than this "
+                    f"program knows ({len(MIGRATIONS)}); upgrade the monitor"
+                )
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # --- feeds --------------------------------------------------------------------
+    @staticmethod
+    def _feed_state(row: sqlite3.Row) -> FeedState:
+        return FeedState(
+            name=row["name"],
+            url=row["url"],
+            etag=row["etag"],
+            last_modified=row["last_modified"],
+            last_success_at=_dt(row["last_success_at"]),
+            last_attempt_at=_dt(row["last_attempt_at"]),
+            last_error=row["last_error"],
+            error_count=row["error_count"],
+            consecutive_errors=row["consecutive_errors"],
+            polls=row["polls"],
+        )
+
+    def get_feed_state(self, name: str) -> FeedState | None:
+        rows = self._query("SELECT * FROM feeds WHERE name = ?", (name,))
+        return self._feed_state(rows[0]) if rows else None
+
+    def all_feed_states(self) -> list[FeedState]:
+        return [self._feed_state(r) for r in self._query("SELECT * FROM feeds ORDER BY name")]
+
+    def record_fetch_success(
+        self,
+        name: str,
+        url: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        at: datetime,
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                """
+                INSERT INTO feeds (name, url, etag, last_modified, last_success_at,
+                                   last_attempt_at, polls)
+                VALUES (?, ?, ?, ?, ?, ?, 1)
+                ON CONFLICT(name) DO UPDATE SET
+                    url = excluded.url, etag = excluded.etag,
+                    last_modified = excluded.last_modified,
+                    last_success_at = excluded.last_success_at,
+                    last_attempt_at = excluded.last_attempt_at,
+                    consecutive_errors = 0, polls = feeds.polls + 1
+                """,
+                (name, url, etag, last_modified, _iso(at), _iso(at)),
+            )
+
+    def record_fetch_failure(self, name: str, url: str, *, error: str, at: datetime) -> FeedState:
+        with self._tx() as conn:
+            conn.execute(
+                """
+                INSERT INTO feeds (name, url, last_attempt_at, last_error, error_count,
+                                   consecutive_errors, polls)
+                VALUES (?, ?, ?, ?, 1, 1, 1)
+                ON CONFLICT(name) DO UPDATE SET
+                    url = excluded.url,
+                    last_attempt_at = excluded.last_attempt_at,
+                    last_error = excluded.last_error,
+                    error_count = feeds.error_count + 1,
+                    consecutive_errors = feeds.consecutive_errors + 1,
+                    polls = feeds.polls + 1
+                """,
+                (name, url, _iso(at), error[:1000]),
+            )
+            row = conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
+        return self._feed_state(row)
+
+    # --- articles -----------------------------------------------------------------
+    def filter_unseen(self, articles: list[Article]) -> list[Article]:
+        if not articles:
+            return []
+        ids = [a.id for a in articles]
+        urls = [a.url for a in articles if a.url]
+        seen_ids: set[str] = set()
+        seen_urls: set[str] = set()
+        # Chunk to stay under SQLite's bound-parameter limit on very large feeds.
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT id FROM articles WHERE id IN ({marks})", tuple(chunk))
+            seen_ids.update(r["id"] for r in rows)
+        for start in range(0, len(urls), 500):
+            chunk = urls[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT url FROM articles WHERE url IN ({marks})", tuple(chunk))
+            seen_urls.update(r["url"] for r in rows)
+        return [a for a in articles if a.id not in seen_ids and (not a.url or a.url not in seen_urls)]
+
+    def record_article(self, article: Article, verdict: Verdict, alert: Alert | None) -> bool:
+        with self._tx() as conn:
+            inserted = conn.execute(
+                """
+                INSERT OR IGNORE INTO articles
+                    (id, feed_name, source, url, title, summary, published_at, first_seen_at, guid)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    article.id,
+                    article.feed_name,
+                    article.source,
+                    article.url,
+                    article.title,
+                    article.summary,
+                    _iso(article.published_at),
+                    _iso(article.first_seen_at),
+                    article.guid,
+                ),
+            ).rowcount
+            if not inserted:
+                return False
+            conn.execute(
+                """
+                INSERT INTO verdicts (article_id, score, match, threshold, reason, model_version,
+                                      event_type, keywords)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    verdict.article_id,
+                    verdict.score,
+                    int(verdict.match),
+                    verdict.threshold,
+                    verdict.reason,
+                    verdict.model_version,
+                    verdict.event_type,
+                    json.dumps(list(verdict.keywords)),
+                ),
+            )
+            if alert is not None:
+                conn.execute(
+                    """
+                    INSERT INTO alerts (id, article_id, destination, payload, status, attempts,
+                                        next_attempt_at, created_at)
+                    VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)
+                    """,
+                    (
+                        alert.id,
+                        alert.article_id,
+                        alert.destination,
+                        json.dumps(_alert_payload(alert)),
+                        _iso(article.first_seen_at),
+                        _iso(article.first_seen_at),
+                    ),
+                )
+        return True
+
+    def get_article(self, article_id: str) -> tuple[Article, Verdict | None] | None:
+        rows = self._query(
+            """
+            SELECT a.*, v.score, v.match, v.threshold, v.reason, v.model_version,
+                   v.event_type, v.keywords, v.article_id AS v_id
+            FROM articles a LEFT JOIN verdicts v ON v.article_id = a.id
+            WHERE a.id = ?
+            """,
+            (article_id,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        verdict = None
+        if row["v_id"] is not None:
+            verdict = Verdict(
+                article_id=row["id"],
+                score=row["score"],
+                match=bool(row["match"]),
+                threshold=row["threshold"],
+                reason=row["reason"],
+                model_version=row["model_version"],
+                event_type=row["event_type"],
+                keywords=tuple(json.loads(row["keywords"])),
+            )
+        return _article(row), verdict
+
+    # --- outbox -------------------------------------------------------------------
+    def claim_due_alerts(self, *, now: datetime, limit: int, lease_seconds: float) -> list[Alert]:
+        lease_until = _iso(now + timedelta(seconds=lease_seconds))
+        now_iso = _iso(now)
+        with self._tx() as conn:
+            rows = conn.execute(
+                """
+                SELECT * FROM alerts
+                WHERE (status = 'pending' AND next_attempt_at <= ?)
+                   OR (status = 'in_flight' AND lease_until <= ?)
+                ORDER BY next_attempt_at, created_at
+                LIMIT ?
+                """,
+                (now_iso, now_iso, limit),
+            ).fetchall()
+            claimed: list[Alert] = []
+            for row in rows:
+                # An expired lease means a worker died mid-send: the post may have happened.
+                needs_lookup = bool(row["needs_lookup"]) or row["status"] == "in_flight"
+                conn.execute(
+                    """
+                    UPDATE alerts SET status = 'in_flight', lease_until = ?,
+                        attempts = attempts + 1, needs_lookup = ?
+                    WHERE id = ?
+                    """,
+                    (lease_until, int(needs_lookup), row["id"]),
+                )
+                claimed.append(_alert(row, attempts=row["attempts"] + 1, needs_lookup=needs_lookup))
+        return claimed
+
+    def mark_alert_sent(self, receipt: Receipt) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                """
+                UPDATE alerts SET status = 'sent', message_id = ?, delivered_at = ?,
+                    lease_until = NULL, last_error = NULL
+                WHERE id = ?
+                """,
+                (receipt.message_id, _iso(receipt.delivered_at), receipt.alert_id),
+            )
+
+    def mark_alert_retry(
+        self, alert_id: str, *, error: str, next_attempt_at: datetime, ambiguous: bool
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                """
+                UPDATE alerts SET status = 'pending', next_attempt_at = ?, lease_until = NULL,
+                    last_error = ?, needs_lookup = CASE WHEN ? THEN 1 ELSE needs_lookup END
+                WHERE id = ? AND status <> 'sent'
+                """,
+                (_iso(next_attempt_at), error[:1000], int(ambiguous), alert_id),
+            )
+
+    def mark_alert_failed(self, alert_id: str, *, error: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                """
+                UPDATE alerts SET status = 'failed', lease_until = NULL, last_error = ?
+                WHERE id = ? AND status <> 'sent'
+                """,
+                (error[:1000], alert_id),
+            )
+
+    def outbox_counts(self) -> dict[str, int]:
+        counts = {"pending": 0, "in_flight": 0, "sent": 0, "failed": 0}
+        for row in self._query("SELECT status, COUNT(*) AS n FROM alerts GROUP BY status"):
+            counts[row["status"]] = row["n"]
+        return counts
+
+    def requeue_failed_alerts(self, *, now: datetime) -> int:
+        """Give parked alerts another chance once the operator fixed the cause."""
+        with self._tx() as conn:
+            return conn.execute(
+                "UPDATE alerts SET status = 'pending', next_attempt_at = ? WHERE status = 'failed'",
+                (_iso(now),),
+            ).rowcount
+
+    # --- analyst feedback -----------------------------------------------------------
+    def add_label(self, article_id: str, label: int, *, source: str, at: datetime) -> None:
+        if label not in (0, 1):
+            raise StoreError(f"label must be 0 or 1, got {label!r}")
+        with self._tx() as conn:
+            exists = conn.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone()
+            if not exists:
+                raise StoreError(f"no stored article with id {article_id!r}")
+            conn.execute(
+                """
+                INSERT INTO labels (article_id, label, source, created_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT(article_id) DO UPDATE SET label = excluded.label,
+                    source = excluded.source, created_at = excluded.created_at
+                """,
+                (article_id, label, source, _iso(at)),
+            )
+
+    def labelled_articles(self) -> list[tuple[Article, int]]:
+        rows = self._query(
+            "SELECT a.*, l.label FROM labels l JOIN articles a ON a.id = l.article_id ORDER BY a.id"
+        )
+        return [(_article(r), r["label"]) for r in rows]
+
+    def recent_articles(self, *, limit: int = 20, matches_only: bool = False) -> list[sqlite3.Row]:
+        """Newest stored articles with their scores, for the CLI's ``articles`` view."""
+        where = "WHERE v.match = 1" if matches_only else ""
+        return self._query(
+            f"""
+            SELECT a.id, a.source, a.title, a.published_at, v.score, v.match
+            FROM articles a LEFT JOIN verdicts v ON v.article_id = a.id
+            {where}
+            ORDER BY a.first_seen_at DESC, a.published_at DESC LIMIT ?
+            """,
+            (limit,),
+        )
+
+
+def _alert_payload(alert: Alert) -> dict[str, object]:
+    return {
+        "title": alert.title,
+        "url": alert.url,
+        "source": alert.source,
+        "published_at": _iso(alert.published_at),
+        "score": alert.score,
+        "reason": alert.reason,
+        "snippet": alert.snippet,
+        "event_type": alert.event_type,
+    }
+
+
+def _alert(row: sqlite3.Row, *, attempts: int, needs_lookup: bool) -> Alert:
+    payload = json.loads(row["payload"])
+    return Alert(
+        id=row["id"],
+        article_id=row["article_id"],
+        destination=row["destination"],
+        title=payload["title"],
+        url=payload["url"],
+        source=payload["source"],
+        published_at=datetime.fromisoformat(payload["published_at"]),
+        score=payload["score"],
+        reason=payload["reason"],
+        snippet=payload["snippet"],
+        event_type=payload.get("event_type"),
+        attempts=attempts,
+        needs_lookup=needs_lookup,
+    )
+
+
+def _article(row: sqlite3.Row) -> Article:
+    return Article(
+        id=row["id"],
+        feed_name=row["feed_name"],
+        source=row["source"],
+        url=row["url"],
+        title=row["title"],
+        summary=row["summary"],
+        published_at=datetime.fromisoformat(row["published_at"]),
+        first_seen_at=datetime.fromisoformat(row["first_seen_at"]),
+        guid=row["guid"],
+    )
