@@ -86,11 +86,6 @@ def build_deliverer(settings: Settings) -> Deliverer:
     return ConsoleDeliverer()
 
 
-def destination_of(settings: Settings) -> str:
-    mode = settings.slack.mode
-    return f"slack:{settings.slack.channel}" if mode == "slack" else mode
-
-
 @dataclass
 class Monitor:
     """The running parts, built once and shared by every job."""
@@ -138,7 +133,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     deliverer = build_deliverer(settings)
     stack.push_async_callback(deliverer.aclose)
     rules = AlertRules(
-        destination=destination_of(settings),
+        destination=settings.alert_destination,
         max_article_age_hours=settings.alerts.max_article_age_hours,
         snippet_chars=settings.alerts.snippet_chars,
     )

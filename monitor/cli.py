@@ -114,8 +114,6 @@ def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
-    from monitor.app import destination_of
-
     enabled = sum(f.enabled for f in settings.feeds)
     print(f"config: {settings.config_path}")
     print(f"feeds: {len(settings.feeds)} ({enabled} enabled)")
@@ -126,7 +124,7 @@ def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
     print(f"storage: {settings.storage.database_url}")
     print(f"keywords: {settings.keywords_file}")
     print(f"model: {settings.model_file or 'shipped default'}")
-    print(f"alerts: {destination_of(settings)}")
+    print(f"alerts: {settings.alert_destination}")
     print("settings (secrets redacted):")
     print(json.dumps(settings.redacted(), indent=2, default=str))
     return EXIT_OK

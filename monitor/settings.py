@@ -168,6 +168,12 @@ class Settings(_Section):
         return self
 
     @property
+    def alert_destination(self) -> str:
+        """Where alerts go, as stored on each alert row (never includes a secret)."""
+        mode = self.slack.mode
+        return f"slack:{self.slack.channel}" if mode == "slack" else mode
+
+    @property
     def keywords_file(self) -> Path:
         return self._resolve(self.classifier.keywords_path)
 
