@@ -124,7 +124,9 @@ class Monitor:
 
 
 async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
-    classifier = ArticleClassifier.load(settings.model_file, threshold=settings.classifier.threshold)
+    classifier = ArticleClassifier.load(
+        settings.model_file, threshold=settings.classifier.threshold
+    )
     store = open_store(settings)
     stack.callback(store.close)
     limits = fetch_limits(settings)

@@ -31,7 +31,9 @@ class InputError(MonitorError):
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--config", metavar="PATH", help="config file (default: $MONITOR_CONFIG or config/monitor.toml)"
+        "--config",
+        metavar="PATH",
+        help="config file (default: $MONITOR_CONFIG or config/monitor.toml)",
     )
     parser = argparse.ArgumentParser(
         prog="news-monitor",
@@ -148,7 +150,7 @@ def _open_input(path: str | None) -> tuple[IO[str], str]:
     if path is None:
         return sys.stdin, "<stdin>"
     try:
-        return open(path, encoding="utf-8"), path  # noqa: SIM115 - closed by caller
+        return open(path, encoding="utf-8"), path
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
 
@@ -159,7 +161,7 @@ def _text(item: dict[str, Any]) -> str:
     return f"{title}. {summary}" if summary else title
 
 
-def _load_classifier(settings: Settings, model: str | None, threshold: float | None):  # noqa: ANN202
+def _load_classifier(settings: Settings, model: str | None, threshold: float | None):
     from monitor.classify import ArticleClassifier
 
     path = Path(model) if model else settings.model_file
@@ -311,7 +313,8 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
         if state is None:
             print(f"{feed.name}: never polled")
             continue
-        ok = state.last_success_at.isoformat(timespec="seconds") if state.last_success_at else "never"
+        last = state.last_success_at
+        ok = last.isoformat(timespec="seconds") if last else "never"
         line = (f"{feed.name}: polls={state.polls} errors={state.error_count} "
                 f"consecutive={state.consecutive_errors} last_success={ok}")
         if state.consecutive_errors and state.last_error:

@@ -69,7 +69,9 @@ class FetchSettings(_Section):
     max_bytes: int = Field(default=5_000_000, ge=10_000, le=200_000_000)
     max_redirects: int = Field(default=5, ge=0, le=20)
     max_items: int = Field(default=500, ge=1, le=10_000)
-    user_agent: str = "dprk-russia-news-monitor/0.1 (+https://github.com/news-monitor; analysts' alert bot)"
+    user_agent: str = (
+        "dprk-russia-news-monitor/0.1 (+https://github.com/news-monitor; analysts' alert bot)"
+    )
 
 
 class StorageSettings(_Section):

@@ -77,7 +77,8 @@ def test_filter_unseen_by_id_and_canonical_url(store: SqliteStore) -> None:
     fresh = article(3)
     assert store.filter_unseen([article(1), same_url_other_outlet, fresh]) == [fresh]
     # and a second copy of the same URL is refused at write time too
-    assert store.record_article(same_url_other_outlet, verdict(same_url_other_outlet), None) is False
+    dup = same_url_other_outlet
+    assert store.record_article(dup, verdict(dup), None) is False
 
 
 def test_claim_lease_retry_and_sent(store: SqliteStore) -> None:

@@ -242,7 +242,10 @@ class SqliteStore:
             marks = ",".join("?" * len(chunk))
             rows = self._query(f"SELECT url FROM articles WHERE url IN ({marks})", tuple(chunk))
             seen_urls.update(r["url"] for r in rows)
-        return [a for a in articles if a.id not in seen_ids and (not a.url or a.url not in seen_urls)]
+        return [
+            a for a in articles
+            if a.id not in seen_ids and (not a.url or a.url not in seen_urls)
+        ]
 
     def record_article(self, article: Article, verdict: Verdict, alert: Alert | None) -> bool:
         with self._tx() as conn:

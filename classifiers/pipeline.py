@@ -1,0 +1,89 @@
+"""Factories for the candidate models (unfitted scikit-learn Pipelines).
+
+Every candidate starts with the same ``Annotator`` (normalise + find lexicon
+mentions once). The text models then see three views: word 1–2-grams of the
+*masked* text (actors replaced by placeholders, so relations are learnt rather
+than names), character 2–5-grams of the plain text (robust to spelling and
+inflection, e.g. "Pyongyang's", "Kim Jong-un"), and the dense rule features.
+
+All candidates output probabilities from a log-loss model or a sigmoid
+calibration, so a score of 0.5 means a coin toss on data like the training set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, VotingClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC
+
+from classifiers.errors import TrainingError
+from classifiers.features import RULE_FEATURES, Annotator, MentionText, RuleFeatures, TailColumns
+
+CANDIDATES = ("logreg", "svm", "hgb", "ensemble")
+
+
+def text_features(*, word_max_features: int = 20_000, char_max_features: int = 30_000,
+                  rule_scale: float = 1.0, window: int = 8) -> FeatureUnion:
+    """The shared feature union: masked words, plain characters, rule features (last)."""
+    word = Pipeline([
+        ("text", MentionText(view="masked")),
+        ("tfidf", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.9,
+                                  max_features=word_max_features, sublinear_tf=True,
+                                  dtype=np.float64)),
+    ])
+    char = Pipeline([
+        ("text", MentionText(view="plain")),
+        ("tfidf", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, max_df=0.9,
+                                  max_features=char_max_features, sublinear_tf=True,
+                                  dtype=np.float64)),
+    ])
+    return FeatureUnion([("word", word), ("char", char),
+                         ("rules", RuleFeatures(window=window, scale=rule_scale))])
+
+
+def _logreg(seed: int) -> LogisticRegression:
+    return LogisticRegression(C=8.0, max_iter=2000, random_state=seed)
+
+
+def _svm(seed: int) -> CalibratedClassifierCV:
+    return CalibratedClassifierCV(LinearSVC(C=0.5, random_state=seed), method="sigmoid", cv=5)
+
+
+def _hgb(seed: int) -> HistGradientBoostingClassifier:
+    return HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=10,
+        l2_regularization=1.0, early_stopping=False, random_state=seed,
+    )
+
+
+def build_pipeline(kind: str = "logreg", *, lexicon: dict[str, Any] | None = None,
+                   seed: int = 0, **params: Any) -> Pipeline:
+    """An unfitted pipeline of the named kind; ``params`` are ``set_params`` overrides.
+
+    ``lexicon`` is ``KeywordLexicon.to_dict()`` (``None``: the default keyword file at fit).
+    """
+    annotate = ("annotate", Annotator(lexicon=lexicon))
+    if kind == "logreg":
+        pipe = Pipeline([annotate, ("features", text_features()), ("clf", _logreg(seed))])
+    elif kind == "svm":
+        pipe = Pipeline([annotate, ("features", text_features()), ("clf", _svm(seed))])
+    elif kind == "hgb":
+        pipe = Pipeline([annotate, ("features", RuleFeatures()), ("clf", _hgb(seed))])
+    elif kind == "ensemble":
+        trees = Pipeline([("rules", TailColumns(n=len(RULE_FEATURES))), ("hgb", _hgb(seed))])
+        vote = VotingClassifier(
+            [("lr", _logreg(seed)), ("svm", _svm(seed)), ("hgb", trees)],
+            voting="soft", weights=[1.0, 1.0, 1.0],
+        )
+        pipe = Pipeline([annotate, ("features", text_features()), ("clf", vote)])
+    else:
+        raise TrainingError(f"unknown model kind {kind!r}; choose one of {', '.join(CANDIDATES)}")
+    if params:
+        pipe.set_params(**params)
+    return pipe

@@ -1,0 +1,63 @@
+"""The contract between the outbox drainer and every destination.
+
+The drainer only knows this protocol, so Slack, a webhook and the console are
+interchangeable, and tests can drive the real drainer against the real Slack
+deliverer talking to a local fake of the Web API.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
+
+from monitor.models import Alert, Receipt
+
+__all__ = ["Deliverer", "redact"]
+
+_TOKEN_SHAPE = re.compile(r"xox[a-z]-[A-Za-z0-9-]+")
+_WEBHOOK_SHAPE = re.compile(r"https?://hooks\.slack(?:-gov)?\.com/\S+")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove known secrets and anything shaped like a Slack token or webhook URL.
+
+    Every deliverer and the drainer pass error text through this before it can
+    reach a log line or the outbox's ``last_error`` column.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = _TOKEN_SHAPE.sub("xox?-[redacted]", text)
+    return _WEBHOOK_SHAPE.sub("[redacted webhook URL]", text)
+
+
+@runtime_checkable
+class Deliverer(Protocol):
+    name: str
+    """Short label for logs and metrics: "slack", "webhook", "console"."""
+
+    supports_lookup: bool
+    """Whether ``find_delivered`` can actually see earlier posts. Without it an
+    ambiguous failure (timeout after the request was sent) can lead to a
+    duplicate on retry; with it the drainer looks before posting again."""
+
+    async def deliver(self, alert: Alert) -> Receipt:
+        """Post the alert once (no internal retries: the outbox owns the retry policy).
+
+        Raises ``DeliveryError(retryable=..., retry_after=..., ambiguous=...)``.
+        """
+        ...
+
+    async def find_delivered(self, alert: Alert) -> Receipt | None:
+        """Look for an earlier post of this alert (by its id in the message metadata).
+
+        ``None`` when not found or when the destination cannot be searched.
+        Raises ``DeliveryError`` when the search itself failed: "could not look"
+        must never be mistaken for "not there".
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; called once at shutdown."""
+        ...

@@ -1,0 +1,57 @@
+"""Console destination: alerts printed to a terminal (or any text stream).
+
+Used when no Slack credentials are configured, and handy for a first run. A
+local write either happens or raises, so there is nothing ambiguous to look
+up afterwards: ``supports_lookup`` is False and ``find_delivered`` finds nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TextIO
+
+from monitor.alerts.format import format_console
+from monitor.errors import DeliveryError
+from monitor.models import Alert, Receipt
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ConsoleDeliverer:
+    name = "console"
+    supports_lookup = False
+
+    def __init__(
+        self, stream: TextIO | None = None, *, clock: Callable[[], datetime] = _utc_now
+    ) -> None:
+        # Resolve sys.stdout at call time, not import time, so redirection (and pytest's
+        # capture) applies.
+        self._stream = stream
+        self._clock = clock
+
+    async def deliver(self, alert: Alert) -> Receipt:
+        stream = self._stream if self._stream is not None else sys.stdout
+        try:
+            stream.write(format_console(alert) + "\n\n")
+            stream.flush()
+        except (OSError, ValueError) as exc:  # closed pipe, closed file
+            raise DeliveryError(
+                f"cannot write the alert to the console: {type(exc).__name__}: {exc}",
+                retryable=True,
+            ) from exc
+        return Receipt(
+            alert_id=alert.id,
+            destination=alert.destination,
+            message_id=f"console:{alert.id}",
+            delivered_at=self._clock(),
+        )
+
+    async def find_delivered(self, alert: Alert) -> Receipt | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,240 @@
+"""Turning an alert into a Slack message or a console block, safely.
+
+Everything in an alert that came from a feed (title, outlet, snippet, URL, and
+even the reason, which may quote feed keywords) is hostile input: a headline
+such as ``<!channel>`` must not ping a whole channel, ``<https://evil|click>``
+must not become a disguised link, and ``\\x1b]...`` must not drive the
+analyst's terminal. So every piece of feed text goes through exactly one of
+the cleaners below before it is placed into the output, and every length is
+cut to Slack's documented limits *after* escaping (escaping makes text longer,
+and a cut through ``&amp;`` would leave a broken entity).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor.models import Alert
+
+__all__ = [
+    "METADATA_EVENT_TYPE",
+    "SlackMessage",
+    "build_slack_message",
+    "clean_text",
+    "format_console",
+    "safe_link_url",
+    "slack_escape",
+]
+
+METADATA_EVENT_TYPE = "news_monitor_alert"
+"""The Slack message-metadata event type that marks our posts (the crash lookup matches it)."""
+
+# Slack's documented limits (Block Kit reference).
+HEADER_MAX = 150
+SECTION_TEXT_MAX = 3000
+FIELD_TEXT_MAX = 2000
+FALLBACK_TEXT_MAX = 3000  # Slack truncates at 40,000; notifications show far less
+SNIPPET_MAX = 300
+TITLE_MAX = 250
+URL_MAX = 2000  # beyond this a link is almost certainly junk; show the title without it
+
+# C0 and C1 controls (ESC, BEL, CSI ...), DEL, and the Unicode bidi controls that
+# can make text read differently from what it is ("trojan source").
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Characters that act as line breaks; in one-line fields they become spaces.
+_BREAKS = re.compile("[\t\n\v\f\r\x1c-\x1e\x85\u2028\u2029]+")
+_SPACES = re.compile(r"\s+")
+_PLAIN_UNSAFE = re.compile("[<>&]")
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """What chat.postMessage needs: fallback text, Block Kit blocks, and metadata."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def slack_escape(text: str) -> str:
+    """Escape the three characters Slack treats as markup: ``&``, ``<``, ``>``.
+
+    Slack decodes exactly these entities and nothing else, so ``&`` goes first
+    (otherwise the ``&`` of ``&lt;`` would be escaped again) and no other HTML
+    entities are produced. Literal ``&amp;`` in a feed therefore becomes
+    ``&amp;amp;`` and is shown to the analyst as it was written.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clean_text(text: str | None) -> str:
+    """One line of plain text: control characters removed, whitespace collapsed."""
+    if not text:
+        return ""
+    text = _BREAKS.sub(" ", text)
+    text = _CONTROLS.sub("", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, marking the cut with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    if limit <= 1:
+        return "…"[:limit]
+    return text[: limit - 1].rstrip() + "…"
+
+
+def safe_link_url(url: str | None) -> str | None:
+    """The URL ready to sit inside Slack's ``<url|label>`` syntax, or ``None`` if unsafe.
+
+    Only absolute http(s) URLs with a host are allowed (no ``javascript:``,
+    ``data:``, ``file:`` or Slack's own ``<!…>``/``<@…>`` forms). The characters
+    that would end or split the link (``<``, ``>``, ``|``) and whitespace are
+    percent-encoded, which browsers treat as the same URL, and ``&`` is escaped
+    as Slack requires so query strings survive.
+    """
+    if not url:
+        return None
+    cleaned = _CONTROLS.sub("", _BREAKS.sub("", url)).strip()
+    if not cleaned or len(cleaned) > URL_MAX:
+        return None
+    try:
+        parts = urlsplit(cleaned)
+        host = parts.hostname
+    except ValueError:  # e.g. a malformed IPv6 literal or port
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    encoded = (
+        cleaned.replace("|", "%7C")
+        .replace("<", "%3C")
+        .replace(">", "%3E")
+        .replace(" ", "%20")
+        .replace('"', "%22")
+    )
+    encoded = encoded.replace("&", "&amp;")
+    # Re-check the length after encoding: it must leave room for the label in a section.
+    return encoded if len(encoded) <= URL_MAX else None
+
+
+def _fit(raw: str, limit: int) -> str:
+    """Escape ``raw`` and cut it so the *escaped* text is at most ``limit`` characters.
+
+    Cutting before escaping guarantees no half entity (``&am``) ends up in the output.
+    """
+    escaped = slack_escape(raw)
+    if len(escaped) <= limit:
+        return escaped
+    cut = min(len(raw), limit - 1)
+    while cut > 0:
+        candidate = slack_escape(raw[:cut].rstrip()) + "…"
+        overshoot = len(candidate) - limit
+        if overshoot <= 0:
+            return candidate
+        cut -= overshoot  # each raw character removed shortens the output by >= 1
+    return "…"
+
+
+def format_time(value: datetime) -> str:
+    """UTC, minute precision, unambiguous for analysts in any time zone."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _event_label(alert: Alert) -> str:
+    return clean_text(alert.event_type) or "unspecified"
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: no automatic linking of bare URLs, #channels or @mentions in feed text;
+    # our own explicit <url|label> link still works.
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def _headline(alert: Alert) -> str:
+    """The title as a link when the URL is safe, else as plain escaped text."""
+    title = shorten(clean_text(alert.title) or "(untitled)", TITLE_MAX)
+    url = safe_link_url(alert.url)
+    if url is None:
+        return _fit(title, SECTION_TEXT_MAX - 40) + " _(link omitted: not an http(s) URL)_"
+    label = _fit(title, SECTION_TEXT_MAX - len(url) - 3)
+    return f"<{url}|{label}>"
+
+
+def build_slack_message(alert: Alert) -> SlackMessage:
+    """Block Kit message for one alert, with our alert id in the message metadata.
+
+    The metadata is what makes "none posted twice" possible: after a crash or an
+    ambiguous timeout the drainer searches the channel history for this id
+    before posting again.
+    """
+    event = _event_label(alert)
+    source = clean_text(alert.source) or "unknown outlet"
+    reason = clean_text(alert.reason)
+    snippet = shorten(clean_text(alert.snippet), SNIPPET_MAX)
+    title = clean_text(alert.title) or "(untitled)"
+
+    # plain_text has no escaping rules of its own, so keep markup characters out of it.
+    header = shorten(f"DPRK–Russia alert: {_PLAIN_UNSAFE.sub('', event)}", HEADER_MAX)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": False}},
+        {"type": "section", "text": _mrkdwn(_headline(alert))},
+        {
+            "type": "section",
+            "fields": [
+                _mrkdwn("*Outlet*\n" + _fit(source, FIELD_TEXT_MAX - 12)),
+                _mrkdwn("*Published*\n" + format_time(alert.published_at)),
+                _mrkdwn(f"*Score*\n{alert.score:.2f}"),
+                _mrkdwn("*Event type*\n" + _fit(event, FIELD_TEXT_MAX - 16)),
+            ],
+        },
+    ]
+    if reason:
+        blocks.append({"type": "section", "text": _mrkdwn("*Why:* " + _fit(reason, 2900))})
+    if snippet:
+        blocks.append({"type": "section", "text": _mrkdwn("> " + _fit(snippet, 2900))})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                _mrkdwn(
+                    "alert " + _fit(clean_text(alert.id), 200)
+                    + " · article " + _fit(clean_text(alert.article_id), 200)
+                )
+            ],
+        }
+    )
+    fallback = _fit(f"DPRK–Russia alert ({alert.score:.2f}): {title} — {source}",
+                    FALLBACK_TEXT_MAX)
+    metadata = {
+        "event_type": METADATA_EVENT_TYPE,
+        "event_payload": {"alert_id": alert.id, "article_id": alert.article_id},
+    }
+    return SlackMessage(text=fallback, blocks=blocks, metadata=metadata)
+
+
+def format_console(alert: Alert) -> str:
+    """A readable multi-line block for a terminal, with no way for feed text to emit escapes."""
+    url = safe_link_url(alert.url)
+    link = url.replace("&amp;", "&") if url else "(omitted: not an http(s) URL)"
+    lines = [
+        f"=== DPRK–Russia alert · score {alert.score:.2f} · {_event_label(alert)}",
+        f"  Title:     {shorten(clean_text(alert.title), TITLE_MAX) or '(untitled)'}",
+        f"  Outlet:    {clean_text(alert.source) or 'unknown outlet'}",
+        f"  Published: {format_time(alert.published_at)}",
+        f"  Link:      {link}",
+    ]
+    reason = clean_text(alert.reason)
+    if reason:
+        lines.append(f"  Why:       {reason}")
+    snippet = shorten(clean_text(alert.snippet), SNIPPET_MAX)
+    if snippet:
+        lines.append(f"  Snippet:   {snippet}")
+    lines.append(f"  Alert:     {clean_text(alert.id)} (article {clean_text(alert.article_id)})")
+    return "\n".join(lines)

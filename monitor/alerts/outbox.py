@@ -1,0 +1,300 @@
+"""The outbox drainer: claimed alerts go out exactly once, or wait, or are parked.
+
+The pipeline only *records* pending alerts (in the same transaction as the
+article); this module is the single place that sends them. The order of
+operations is what keeps "no alert lost, none posted twice":
+
+1. claim a batch with a lease (a crashed worker's alerts come back after the
+   lease expires, flagged ``needs_lookup``);
+2. for a flagged alert, search the destination for an earlier post carrying
+   the alert id, and if it is there just record it as sent;
+3. otherwise post once (deliverers never retry internally) and record the receipt;
+4. on failure: retry later with exponential back-off and full jitter (an
+   *ambiguous* failure flags the alert for a lookup first), or park it with a
+   message that tells the operator what to fix.
+
+A rate limit stops the batch: the alerts not yet tried are handed back with
+the server's Retry-After, because hammering a rate-limited API only extends
+the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from monitor.alerts.base import Deliverer, redact
+from monitor.errors import DeliveryError
+from monitor.models import Alert, Receipt
+from monitor.store.base import Store
+
+__all__ = ["DrainReport", "backoff_delay", "drain_outbox"]
+
+MIN_RETRY_DELAY = 1.0
+"""Floor under the jittered delay so a failing alert is never retried in a hot loop."""
+
+LEASE_SAFETY = 0.5
+"""Stop starting new sends once this fraction of the lease has passed: an alert whose
+lease expires mid-send could be claimed by another worker and posted twice."""
+
+REQUEUE_HINT = "python -m monitor outbox requeue-failed"
+
+
+@dataclass(slots=True)
+class DrainReport:
+    """What one drain did; ``deferred`` counts alerts handed back untried (rate limit, lease)."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    found_existing: int = 0
+    deferred: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"sent={self.sent} retried={self.retried} failed={self.failed} "
+            f"found_existing={self.found_existing} deferred={self.deferred}"
+        )
+
+
+def backoff_delay(
+    attempts: int, *, base: float, cap: float, rng: random.Random | None = None
+) -> float:
+    """Full-jitter exponential back-off: uniform(0, min(cap, base * 2^(attempts-1))).
+
+    Full jitter spreads many workers' retries evenly instead of in waves; the
+    ``MIN_RETRY_DELAY`` floor only prevents an immediate retry.
+    """
+    exponent = min(max(attempts, 1) - 1, 62)
+    ceiling = min(cap, base * (2.0**exponent))
+    draw = (rng or random).uniform(0.0, ceiling)
+    return max(draw, min(MIN_RETRY_DELAY, ceiling))
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="seconds")
+
+
+class _Drainer:
+    """State of one drain call; one instance per call so nothing leaks between drains."""
+
+    def __init__(
+        self,
+        store: Store,
+        deliverer: Deliverer,
+        *,
+        now: Callable[[], datetime],
+        lease_seconds: float,
+        base_backoff: float,
+        max_backoff: float,
+        max_attempts: int | None,
+        logger: logging.Logger,
+        rng: random.Random | None,
+    ) -> None:
+        self.store = store
+        self.deliverer = deliverer
+        self.now = now
+        self.lease_seconds = lease_seconds
+        self.base_backoff = base_backoff
+        self.max_backoff = max_backoff
+        self.max_attempts = max_attempts
+        self.log = logger
+        self.rng = rng
+        self.report = DrainReport()
+        self._rate_limit_until = now()
+
+    async def batch(self, alerts: Sequence[Alert], claimed_at: datetime) -> bool:
+        """Process one claimed batch; returns False when draining should stop now."""
+        deadline = claimed_at + timedelta(seconds=self.lease_seconds * LEASE_SAFETY)
+        index = 0
+        clean = True
+        try:
+            for index, alert in enumerate(alerts):
+                current = self.now()
+                if current >= deadline:
+                    rest = alerts[index:]
+                    await self._hand_back(rest, at=current, why="lease running out")
+                    self.log.warning(
+                        "outbox: handed back %d alert(s) untried: the batch took longer than "
+                        "half the %.0f s lease (slow destination?)",
+                        len(rest), self.lease_seconds,
+                    )
+                    return False
+                outcome = await self._one(alert)
+                if outcome == "rate_limited":
+                    rest = alerts[index + 1 :]
+                    if rest:
+                        await self._hand_back(rest, at=self._rate_limit_until, why="rate limited")
+                        self.log.warning(
+                            "outbox: %s is rate limiting; %d more alert(s) wait until %s",
+                            self.deliverer.name, len(rest), _iso(self._rate_limit_until),
+                        )
+                    return False
+                clean = clean and outcome == "done"
+        except asyncio.CancelledError:
+            # Shutting down: the alert being sent stays in flight (its lease expiry
+            # triggers a lookup); the ones not started go straight back to pending.
+            rest = alerts[index + 1 :]
+            if rest:
+                for alert in rest:
+                    self.store.mark_alert_retry(
+                        alert.id, error="deferred: shutdown", next_attempt_at=self.now(),
+                        ambiguous=False,
+                    )
+                self.report.deferred += len(rest)
+            raise
+        return clean
+
+    async def _one(self, alert: Alert) -> str:
+        """Send (or find) one alert; returns "done", "failed" or "rate_limited"."""
+        dest = alert.destination
+        try:
+            found = False
+            receipt: Receipt | None = None
+            if alert.needs_lookup:
+                if self.deliverer.supports_lookup:
+                    receipt = await self.deliverer.find_delivered(alert)
+                    found = receipt is not None
+                else:
+                    self.log.warning(
+                        "alert %s to %s: an earlier attempt may have posted it and %s cannot "
+                        "be checked; posting again (possible duplicate)",
+                        alert.id, dest, self.deliverer.name,
+                    )
+            if receipt is None:
+                receipt = await self.deliverer.deliver(alert)
+        except DeliveryError as err:
+            return await self._failed(alert, err)
+        except Exception as exc:  # a bug in a deliverer must not stall the whole outbox
+            err = DeliveryError(
+                f"unexpected {type(exc).__name__}: {redact(str(exc))[:300]}",
+                retryable=True,
+                ambiguous=True,
+            )
+            return await self._failed(alert, err)
+        await asyncio.to_thread(self.store.mark_alert_sent, receipt)
+        if found:
+            self.report.found_existing += 1
+            self.log.info(
+                "alert %s to %s was already posted (message %s); recorded it without posting "
+                "again", alert.id, dest, receipt.message_id,
+            )
+        else:
+            self.report.sent += 1
+            self.log.info("alert %s posted to %s (message %s)", alert.id, dest, receipt.message_id)
+        return "done"
+
+    async def _failed(self, alert: Alert, err: DeliveryError) -> str:
+        current = self.now()
+        error = redact(str(err))
+        dest = alert.destination
+        if not err.retryable:
+            await asyncio.to_thread(self.store.mark_alert_failed, alert.id, error=error)
+            self.report.failed += 1
+            self.log.error(
+                "alert %s to %s failed: %s; parked: fix the cause, then run `%s`",
+                alert.id, dest, error, REQUEUE_HINT,
+            )
+            return "failed"
+        if self.max_attempts is not None and alert.attempts >= self.max_attempts:
+            await asyncio.to_thread(
+                self.store.mark_alert_failed,
+                alert.id,
+                error=f"gave up after {alert.attempts} attempts; last error: {error}",
+            )
+            self.report.failed += 1
+            self.log.error(
+                "alert %s to %s failed: %s; parked after %d attempts: once %s works again, "
+                "run `%s`", alert.id, dest, error, alert.attempts, self.deliverer.name,
+                REQUEUE_HINT,
+            )
+            return "failed"
+        delay = backoff_delay(
+            alert.attempts, base=self.base_backoff, cap=self.max_backoff, rng=self.rng
+        )
+        if err.retry_after is not None:
+            delay = max(delay, err.retry_after)
+        at = current + timedelta(seconds=delay)
+        await asyncio.to_thread(
+            self.store.mark_alert_retry,
+            alert.id,
+            error=error,
+            next_attempt_at=at,
+            ambiguous=err.ambiguous,
+        )
+        self.report.retried += 1
+        if err.ambiguous and self.deliverer.supports_lookup:
+            note = "; it may have been posted, so the channel is checked first"
+        elif err.ambiguous:
+            note = f"; it may have been posted and {self.deliverer.name} cannot be checked"
+        else:
+            note = ""
+        self.log.warning(
+            "alert %s to %s failed (attempt %d): %s; will retry at %s%s",
+            alert.id, dest, alert.attempts, error, _iso(at), note,
+        )
+        if err.retry_after is not None:
+            self._rate_limit_until = current + timedelta(seconds=err.retry_after)
+            return "rate_limited"
+        return "retry"
+
+    async def _hand_back(self, alerts: Sequence[Alert], *, at: datetime, why: str) -> None:
+        """Return claimed-but-untried alerts to pending (not ambiguous: nothing was sent)."""
+        for alert in alerts:
+            await asyncio.to_thread(
+                self.store.mark_alert_retry,
+                alert.id,
+                error=f"deferred: {why}",
+                next_attempt_at=at,
+                ambiguous=False,
+            )
+        self.report.deferred += len(alerts)
+
+
+async def drain_outbox(
+    store: Store,
+    deliverer: Deliverer,
+    *,
+    now: Callable[[], datetime],
+    batch_size: int = 50,
+    lease_seconds: float = 120.0,
+    base_backoff: float = 30.0,
+    max_backoff: float = 3600.0,
+    max_attempts: int | None = None,
+    logger: logging.Logger,
+    rng: random.Random | None = None,
+    max_batches: int = 20,
+) -> DrainReport:
+    """Deliver due alerts until none are due, something goes wrong, or ``max_batches`` is hit.
+
+    A further batch is claimed only when the previous one was full and every
+    alert in it went out: after any failure the rest waits for the next drain,
+    which also guarantees an alert retried "now" is not retried in a tight loop.
+    Store calls are synchronous and run in a worker thread.
+    """
+    drainer = _Drainer(
+        store,
+        deliverer,
+        now=now,
+        lease_seconds=lease_seconds,
+        base_backoff=base_backoff,
+        max_backoff=max_backoff,
+        max_attempts=max_attempts,
+        logger=logger,
+        rng=rng,
+    )
+    for _ in range(max(1, max_batches)):
+        claimed_at = now()
+        alerts = await asyncio.to_thread(
+            store.claim_due_alerts, now=claimed_at, limit=batch_size, lease_seconds=lease_seconds
+        )
+        if not alerts:
+            break
+        keep_going = await drainer.batch(alerts, claimed_at)
+        if not keep_going or len(alerts) < batch_size:
+            break
+    return drainer.report

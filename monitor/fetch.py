@@ -1,0 +1,336 @@
+"""Fetch one feed: conditional GET, hard limits, and every failure as a typed FetchError.
+
+A feed server is an untrusted party. It may be slow, answer forever, redirect in
+circles or send a small gzip body that inflates to gigabytes, so every fetch is
+bounded in time (per phase and overall) and in size (counted after
+decompression), and every way it can go wrong comes back as ``FetchError`` with
+a ``kind`` that the pipeline records and the scheduler can back off on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import httpx
+
+from monitor.errors import FetchError
+from monitor.models import Feed, FeedState, FetchResult
+
+_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
+)
+# Only what we can decode ourselves under a size limit (see _BoundedDecoder).
+_ACCEPT_ENCODING = "gzip, deflate"
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FetchLimits:
+    """Per-fetch bounds; the defaults suit news feeds, which are rarely over 1 MB."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    total_timeout: float = 60.0
+    max_bytes: int = 5_000_000
+    max_redirects: int = 5
+    user_agent: str = "dprk-russia-news-monitor/0.1 (+https://example.invalid/contact)"
+
+
+def build_client(limits: FetchLimits) -> httpx.AsyncClient:
+    """The one HTTP client the daemon shares across feeds (connection reuse, one pool).
+
+    ``fetch_feed`` follows redirects itself so that redirect bodies are never
+    read; the client's own redirect settings only matter to other callers.
+    """
+    timeout = httpx.Timeout(
+        connect=limits.connect_timeout,
+        read=limits.read_timeout,
+        write=limits.read_timeout,
+        pool=limits.connect_timeout,
+    )
+    return httpx.AsyncClient(
+        follow_redirects=True,
+        max_redirects=limits.max_redirects,
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8, keepalive_expiry=30),
+        headers={
+            "User-Agent": limits.user_agent,
+            "Accept": _ACCEPT,
+            "Accept-Encoding": _ACCEPT_ENCODING,
+        },
+    )
+
+
+async def fetch_feed(
+    client: httpx.AsyncClient, feed: Feed, state: FeedState | None, limits: FetchLimits
+) -> FetchResult:
+    """GET the feed (or read a file:// URL) within ``limits``; 304 gives ``body=None``.
+
+    Raises ``FetchError`` for every failure; nothing else escapes for a bad
+    server or a bad URL.
+    """
+    started = time.monotonic()
+    try:
+        scheme = urlsplit(feed.url).scheme.lower()
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise FetchError("invalid_url", f"{exc}: {feed.url}") from exc
+    try:
+        async with asyncio.timeout(limits.total_timeout):
+            if scheme == "file":
+                body = await asyncio.to_thread(_read_file, feed.url, limits.max_bytes)
+                return FetchResult(
+                    feed_name=feed.name, url=feed.url, final_url=feed.url, status=200,
+                    body=body, elapsed_seconds=time.monotonic() - started,
+                )
+            if scheme not in ("http", "https"):
+                raise FetchError("invalid_url", f"unsupported URL scheme {scheme!r}: {feed.url}")
+            return await _fetch_http(client, feed, state, limits, started)
+    except TimeoutError:
+        raise FetchError(
+            "timeout", f"no complete response within {limits.total_timeout:g}s"
+        ) from None
+
+
+async def _fetch_http(
+    client: httpx.AsyncClient,
+    feed: Feed,
+    state: FeedState | None,
+    limits: FetchLimits,
+    started: float,
+) -> FetchResult:
+    headers = {
+        "User-Agent": limits.user_agent,
+        "Accept": _ACCEPT,
+        "Accept-Encoding": _ACCEPT_ENCODING,
+    }
+    # Validators belong to the URL they came from: after a feed's URL changes in
+    # the config, sending the old ETag could get a wrong 304 for the new URL.
+    if state is not None and state.url == feed.url:
+        if state.etag:
+            headers["If-None-Match"] = state.etag
+        if state.last_modified:
+            headers["If-Modified-Since"] = state.last_modified
+    try:
+        request = client.build_request("GET", feed.url, headers=headers)
+        response = await _send_following_redirects(client, request, limits.max_redirects)
+        try:
+            status = response.status_code
+            if status == 304:
+                return _result(feed, response, None, started)
+            if status >= 300:
+                raise _status_error(response)
+            body = await _read_bounded(response, limits.max_bytes)
+            return _result(feed, response, body, started)
+        finally:
+            await response.aclose()
+    except FetchError:
+        raise
+    except httpx.TimeoutException as exc:
+        raise FetchError("timeout", f"{type(exc).__name__}: {exc or 'timed out'}") from exc
+    except httpx.TooManyRedirects as exc:
+        raise FetchError("too_many_redirects", str(exc)) from exc
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise FetchError("invalid_url", f"{exc}: {feed.url}") from exc
+    except httpx.NetworkError as exc:
+        # Refused, reset or dropped connections: the server or the network, not the feed.
+        raise FetchError("connect", f"{type(exc).__name__}: {exc}") from exc
+    except (httpx.HTTPError, httpx.StreamError) as exc:
+        raise FetchError("protocol", f"{type(exc).__name__}: {exc}") from exc
+
+
+async def _send_following_redirects(
+    client: httpx.AsyncClient, request: httpx.Request, max_redirects: int
+) -> httpx.Response:
+    """Send, following up to ``max_redirects`` redirects without reading their bodies.
+
+    httpx's own redirect handling reads every intermediate body into memory with
+    no size limit; here each hop is closed unread, and the limit is the caller's.
+    """
+    hops = 0
+    while True:
+        response = await client.send(request, stream=True, follow_redirects=False)
+        next_request = response.next_request
+        if next_request is None:
+            return response
+        await response.aclose()
+        hops += 1
+        if hops > max_redirects:
+            raise FetchError(
+                "too_many_redirects",
+                f"more than {max_redirects} redirects (last to {next_request.url})",
+            )
+        request = next_request
+
+
+def _result(
+    feed: Feed, response: httpx.Response, body: bytes | None, started: float
+) -> FetchResult:
+    return FetchResult(
+        feed_name=feed.name,
+        url=feed.url,
+        final_url=str(response.url),
+        status=response.status_code,
+        body=body,
+        etag=response.headers.get("etag"),
+        last_modified=response.headers.get("last-modified"),
+        content_type=response.headers.get("content-type"),
+        elapsed_seconds=time.monotonic() - started,
+    )
+
+
+def _status_error(response: httpx.Response) -> FetchError:
+    status = response.status_code
+    reason = response.reason_phrase or "error"
+    return FetchError(
+        "http_status",
+        f"HTTP {status} {reason} from {response.url}",
+        status=status,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" dates come back naive; HTTP dates are always GMT
+        when = when.replace(tzinfo=UTC)
+    current = now or datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+async def _read_bounded(response: httpx.Response, max_bytes: int) -> bytes:
+    encoding = response.headers.get("content-encoding", "")
+    decoder = _BoundedDecoder(encoding, max_bytes)
+    if decoder.identity:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise _too_large(max_bytes, f"Content-Length {declared}")
+    parts: list[bytes] = []
+    raw: AsyncIterator[bytes] = response.aiter_raw(_CHUNK)
+    async for chunk in raw:
+        parts.append(decoder.decode(chunk))
+    parts.append(decoder.flush())
+    return b"".join(parts)
+
+
+def _too_large(max_bytes: int, detail: str) -> FetchError:
+    return FetchError("too_large", f"body exceeds max_bytes={max_bytes} ({detail})")
+
+
+class _BoundedDecoder:
+    """Undo Content-Encoding while never producing more than ``max_bytes`` in total.
+
+    zlib's ``max_length`` caps each inflate step, so a compression bomb is
+    stopped after at most ``max_bytes + 1`` output bytes rather than after the
+    whole network chunk has been inflated in memory.
+    """
+
+    def __init__(self, content_encoding: str, max_bytes: int) -> None:
+        codings = [
+            c.strip().lower() for c in content_encoding.split(",") if c.strip()
+        ]
+        codings = [c for c in codings if c != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
+            raise FetchError("protocol", f"unsupported Content-Encoding {content_encoding!r}")
+        self._coding = codings[0] if codings else None
+        self._max = max_bytes
+        self._total = 0
+        self._obj = self._new_obj()
+        self._deflate_sniffed = False
+
+    @property
+    def identity(self) -> bool:
+        return self._coding is None
+
+    def _new_obj(self, *, raw_deflate: bool = False) -> Any:
+        if self._coding is None:
+            return None
+        if self._coding == "deflate":
+            # "deflate" should be zlib-wrapped, but some servers send raw deflate.
+            return zlib.decompressobj(-zlib.MAX_WBITS if raw_deflate else zlib.MAX_WBITS)
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+
+    def _count(self, out: bytes) -> bytes:
+        self._total += len(out)
+        if self._total > self._max:
+            raise _too_large(self._max, "after decompression" if self._coding else "streamed")
+        return out
+
+    def decode(self, data: bytes) -> bytes:
+        if self._obj is None:
+            return self._count(data)
+        try:
+            return self._inflate(data)
+        except zlib.error as exc:
+            if self._coding == "deflate" and not self._deflate_sniffed and self._total == 0:
+                self._deflate_sniffed = True
+                self._obj = self._new_obj(raw_deflate=True)
+                try:
+                    return self._inflate(data)
+                except zlib.error as exc2:
+                    raise FetchError("protocol", f"corrupt deflate body: {exc2}") from exc2
+            raise FetchError("protocol", f"corrupt {self._coding} body: {exc}") from exc
+
+    def _inflate(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        while data:
+            budget = self._max - self._total + 1
+            piece = self._obj.decompress(data, budget)
+            self._deflate_sniffed = True
+            # Output that reached the budget has raised too_large in _count, so
+            # from here on all of ``data`` has been consumed (no unconsumed_tail).
+            out.append(self._count(piece))
+            if self._obj.eof and self._obj.unused_data and self._coding != "deflate":
+                data = self._obj.unused_data  # next member of a multi-member gzip
+                self._obj = self._new_obj()
+                continue
+            break
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        if self._obj is None:
+            return b""
+        try:
+            return self._count(self._obj.flush())
+        except zlib.error as exc:
+            raise FetchError("protocol", f"corrupt {self._coding} body: {exc}") from exc
+
+
+def _read_file(url: str, max_bytes: int) -> bytes:
+    """Read a file:// feed with the same size limit as HTTP (used for local mirrors and tests)."""
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise FetchError("invalid_url", f"file URL with a remote host is not supported: {url}")
+    path = Path(url2pathname(parts.path))
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except FileNotFoundError as exc:
+        raise FetchError("file", f"no such file: {path}") from exc
+    except OSError as exc:
+        raise FetchError("file", f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > max_bytes:
+        raise _too_large(max_bytes, f"file {path}")
+    return data
+
