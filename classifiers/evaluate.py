@@ -219,7 +219,7 @@ def leave_one_event_type_out(examples: Sequence[Example], kind: str = "logreg", 
     seen it is being memorised, not understood; low numbers here predict misses on
     kinds of cooperation the training set does not cover (new events, new wording).
     """
-    from classifiers.pipeline import build_pipeline
+    from classifiers.train import fit_pipeline
 
     by_type: dict[str, list[Example]] = {}
     for e in examples:
@@ -232,8 +232,7 @@ def leave_one_event_type_out(examples: Sequence[Example], kind: str = "logreg", 
             continue
         train = [e for e in examples if not (e.label == 1 and (e.event_type or "unknown")
                                              == event_type)]
-        pipe = build_pipeline(kind, lexicon=lexicon, seed=seed)
-        pipe.fit([e.text for e in train], [e.label for e in train])
+        pipe = fit_pipeline(train, kind, lexicon=lexicon, seed=seed)
         scores = pipe.predict_proba([e.text for e in held])[:, 1]
         out.append(HeldOutRecall(event_type, len(held), float(np.mean(scores >= threshold))))
     return out

@@ -12,18 +12,19 @@ EVENT_GROUPS = ("arms/military", "diplomacy/summit", "economy/labour/trade",
 
 # Checked in order: "sanctions evasion via oil" is sanctions before economy.
 _RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("other", ("analysis", "axis", "triangle", "opinion")),
     ("sanctions/illicit", ("sanction", "illicit", "smuggl", "evasion", "launder", "panel",
-                           "crypto", "cyber", "hack", "veto")),
-    ("arms/military", ("arm", "weapon", "munition", "ammunition", "shell", "missile", "rocket",
+                           "cyber", "hack")),
+    ("arms/military", ("arms", "weapon", "munition", "ammunition", "shell", "missile", "rocket",
                        "artillery", "military", "troop", "soldier", "combat", "casualt", "pow",
                        "prisoner", "training", "deploy", "kursk", "drone", "defen", "war",
                        "satellite", "space", "technology", "tech", "submarine", "deminer")),
     ("diplomacy/summit", ("summit", "diplomac", "visit", "letter", "treaty", "pact", "minister",
                           "delegation", "ratif", "recogni", "un_", "vote", "envoy", "talk",
-                          "political", "leader", "alliance", "analysis", "axis", "triangle")),
+                          "political", "leader", "alliance", "veto")),
     ("economy/labour/trade", ("econom", "labour", "labor", "worker", "trade", "tourism",
                               "tourist", "transport", "rail", "bridge", "flight", "energy",
-                              "oil", "fuel", "food", "grain", "bank", "finance", "payment",
+                              "oil", "fuel", "food", "grain", "bank", "financ", "crypto", "payment",
                               "construction", "builder", "education", "student", "culture",
                               "health", "agricult", "fish")),
 )

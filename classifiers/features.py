@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -39,13 +40,28 @@ _NON_LATIN = re.compile(r"[\u0400-\u04ff\uac00-\ud7af]")
 _JOIN = re.compile(r"^\s*(?:and|&|-|/|,|with|to|\+|и|과|와|·)?\s*$", re.IGNORECASE)
 
 RULE_FEATURES = (
-    "has_dprk", "has_russia", "both", "n_dprk", "n_russia",
+    "has_dprk", "has_russia", "both", "has_dprk_any", "has_russia_any", "both_any",
+    "weak_only", "n_dprk", "n_russia",
     "dprk_in_title", "russia_in_title", "both_in_title",
     "proximity", "near_3", "near_window", "same_sentence", "pair_join",
     "coop_near_both", "coop_any_near_both", "coop_total", "coop_in_title",
     "places", "n_other_states", "list_like", "other_between",
     "excluded", "headline_only", "length", "focus", "dprk_only", "russia_only", "non_latin",
+    "enumeration", "dprk_personnel_war", "dprk_war",
 )
+
+#: Cooperation terms naming people sent somewhere (troops, workers, prisoners).
+PERSONNEL_TERMS = frozenset({
+    "troops", "troop", "soldiers", "servicemen", "personnel", "units", "forces", "mercenar*",
+    "deminers", "builders", "workers", "labourers", "laborers", "prisoner*", "pow", "pows",
+    "casualt*", "killed", "wounded", "combat", "fighting alongside", "fight for", "fighting for",
+})
+#: Other-state or place terms that put a story in the Russia–Ukraine war.
+WAR_TERMS = frozenset({"ukraine", "ukrainian", "ukrainians", "kyiv", "zelensky", "zelenskyy",
+                       "kursk", "front line", "frontline", "battlefield", "donetsk", "luhansk",
+                       "donbas", "donbass", "kharkiv", "zaporizhzhia", "kherson", "avdiivka",
+                       "mariupol", "bakhmut", "pokrovsk", "sumy"})
+_WORD = re.compile(r"\w+")
 
 
 def prepare_text(text: str) -> str:
@@ -140,14 +156,14 @@ def masked_text(mentions: Mentions) -> str:
 
 
 class MentionText(TransformerMixin, BaseEstimator):
-    """``Mentions`` → strings for a vectoriser: ``view`` is "plain" or "masked"."""
+    """``Mentions`` → strings for a vectoriser: ``view`` is "plain", "masked" or "context"."""
 
     def __init__(self, view: str = "plain") -> None:
         self.view = view
 
     def fit(self, X: Any, y: Any = None) -> MentionText:
-        if self.view not in ("plain", "masked"):
-            raise ValueError(f"view must be 'plain' or 'masked', got {self.view!r}")
+        if self.view not in ("plain", "masked", "context"):
+            raise ValueError(f"view must be 'plain', 'masked' or 'context', got {self.view!r}")
         self.view_ = self.view
         return self
 
@@ -155,6 +171,8 @@ class MentionText(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "view_")
         if self.view_ == "masked":
             return [masked_text(m) for m in X]
+        if self.view_ == "context":
+            return [context_text(m) for m in X]
         return [m.text.lower() for m in X]
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
@@ -173,7 +191,9 @@ def _gap(a: Hit, b: Hit) -> int:
 def rule_vector(m: Mentions, window: int) -> list[float]:
     """The dense rule features of one annotated text, in ``RULE_FEATURES`` order."""
     nd, nr = len(m.dprk), len(m.russia)
-    both = nd > 0 and nr > 0
+    strong_d = any(not h.weak for h in m.dprk)
+    strong_r = any(not h.weak for h in m.russia)
+    both = nd > 0 and nr > 0  # weak mentions count for the structure features
     title_end = m.title_end
     dprk_title = any(h.start < title_end for h in m.dprk)
     russia_title = any(h.start < title_end for h in m.russia)
@@ -211,8 +231,14 @@ def rule_vector(m: Mentions, window: int) -> list[float]:
         lo, hi = sorted((pair[0].start, pair[1].start))
         other_between = any(lo < h.start < hi for h in m.other_states)
     n_country = nd + nr + len(m.other_states)
+    enumeration = both and _enumeration(m)
+    at_war = any(h.term in WAR_TERMS for h in (*m.other_states, *m.cooperation, *m.places))
+    personnel_war = at_war and any(
+        c.term in PERSONNEL_TERMS and abs(c.first_token - d.first_token) <= window
+        for c in m.cooperation for d in m.dprk)
     return [
-        float(nd > 0), float(nr > 0), float(both),
+        float(strong_d), float(strong_r), float(strong_d and strong_r),
+        float(nd > 0), float(nr > 0), float(both), float(both and not (strong_d and strong_r)),
         _log_scale(nd, 7), _log_scale(nr, 7),
         float(dprk_title), float(russia_title), float(dprk_title and russia_title),
         math.exp(-(min_gap - 1) / window) if both else 0.0,
@@ -226,7 +252,53 @@ def rule_vector(m: Mentions, window: int) -> list[float]:
         (nd + nr) / n_country if n_country else 0.0,
         float(nd > 0 and nr == 0), float(nr > 0 and nd == 0),
         float(bool(_NON_LATIN.search(m.text))),
+        float(enumeration), float(personnel_war), float(at_war and strong_d),
     ]
+
+
+_LIST_SEPARATOR = re.compile(r",|\band\b|\bor\b|&|/|\bи\b|과|와|·", re.IGNORECASE)
+
+
+def _enumeration(m: Mentions, max_gap: int = 4) -> bool:
+    """Whether DPRK and Russia sit in a list of 3+ countries ("China, Russia and North Korea").
+
+    A list is a chain of country mentions each separated from the next by a comma
+    or a conjunction and at most ``max_gap`` tokens ("Chinese build-up, Russian
+    aggression and North Korean missiles" is one; "troops killed in Kursk" is not).
+    """
+    hits = sorted([(h, "dprk") for h in m.dprk] + [(h, "russia") for h in m.russia]
+                  + [(h, h.term) for h in m.other_states], key=lambda p: p[0].start)
+    chain: set[str] = set()
+    for (prev, prev_name), (hit, name) in pairwise(hits):
+        between = m.text[prev.end:hit.start]
+        linked = (hit.first_token - prev.last_token <= max_gap
+                  and _LIST_SEPARATOR.search(between) is not None
+                  and not any(c in between for c in ".;:!?"))
+        chain = (chain | {prev_name, name}) if linked else set()
+        if len(chain) >= 3 and "dprk" in chain and "russia" in chain:
+            return True
+    return False
+
+
+def context_text(m: Mentions, width: int = 4) -> str:
+    """Words around each actor, tagged by side: "d_troops r_buys b_shells".
+
+    ``d_``/``r_`` mark words within ``width`` tokens of a DPRK/Russia mention and
+    ``b_`` words between the closest DPRK–Russia pair, so the model can tell
+    "North Korean troops" from "Russian troops" and learn what links the two.
+    """
+    tokens = _WORD.findall(m.text.lower())
+    out: list[str] = []
+    for prefix, hits in (("d_", m.dprk), ("r_", m.russia)):
+        for h in hits:
+            lo, hi = max(0, h.first_token - width), min(len(tokens), h.last_token + 1 + width)
+            out.extend(prefix + t for i, t in enumerate(tokens[lo:hi], start=lo)
+                       if not h.first_token <= i <= h.last_token)
+    if m.dprk and m.russia:
+        d, r = min(((d, r) for d in m.dprk for r in m.russia), key=lambda p: _gap(*p))
+        a, b = sorted((d, r), key=lambda h: h.start)
+        out.extend("b_" + t for t in tokens[a.last_token + 1:b.first_token][:12])
+    return _NUMBER.sub(NUMBER_TOKEN, " ".join(out))
 
 
 class RuleFeatures(TransformerMixin, BaseEstimator):

@@ -2,11 +2,15 @@
 
 Matching is case-insensitive. Latin-script terms match on word boundaries so
 that "Kim" does not fire inside "Kimberley"; Korean and Cyrillic terms match as
-substrings because both languages inflect by suffix (Россия/России, 북한은/북한의).
+substrings because both languages inflect by suffix (Россия/России, 북한은/북한의),
+except one-syllable Korean abbreviations ("러"), which must stand alone.
 A term ending in ``*`` is a prefix ("smuggl*" matches "smuggled", "smuggling").
+A term starting with ``~`` is *weak*: a hint that needs context ("Kim" next to
+"Putin" is Kim Jong Un; "Kim" alone may be any of millions of Koreans). Weak
+mentions feed the model but never satisfy the plain keyword rule.
 Spaces and hyphens inside a term are interchangeable, so "kim jong un" also
-finds "Kim Jong-un". Exclusions ("Russian-made") cancel any mention they overlap:
-a Russian-made rifle in a story is not a Russian actor.
+finds "Kim Jong-un". Exclusions ("Russian-made") cancel any mention they
+overlap: a Russian-made rifle in a story is not a Russian actor.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from classifiers.errors import LexiconError
 SECTIONS = ("dprk", "russia", "cooperation", "places", "exclusions", "other_states")
 LANGUAGES = ("en", "ko", "ru")
 
-_NON_LATIN = re.compile(r"[\u0400-\u04ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+_HANGUL = "\uac00-\ud7a3"
+_NON_LATIN = re.compile(r"[\u0400-\u04ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af\u4e00-\u9fff]")
 _TOKEN = re.compile(r"\w+")
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'",
                          "\u201c": '"', "\u201d": '"', "\u00ab": '"', "\u00bb": '"',
@@ -38,6 +43,10 @@ _ABBREVIATION = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
+# A weak surname followed by a given name is someone else: "Kim Keon-hee", "Kim Dae Jung".
+_GIVEN_NAME = re.compile(
+    r"\s+(?:[A-Z][a-z]+-[a-z]+|(?:Dae|Young|Yong|Min|Jae|Moon|Hyun|Sung|Seung|Keon|Kyung|Ji|"
+    r"Eun|Hye|Soo|Jin|Kwan|Tae|Hee|Sun|Joo|Ki|Hong|Chul|Woo|Dong|Hyo|Yun|Ha|Na|Bo|Se)\b)")
 
 
 def default_keywords_path() -> Path:
@@ -68,11 +77,16 @@ class Hit:
     end: int
     first_token: int
     last_token: int
+    weak: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Mentions:
-    """Everything the lexicon found in one text, with positions for proximity features."""
+    """Everything the lexicon found in one text, with positions for proximity features.
+
+    ``dprk`` and ``russia`` include weak hits (``Hit.weak``); ``both`` counts strong
+    ones only and is exactly the keyword rule.
+    """
 
     text: str
     dprk: tuple[Hit, ...]
@@ -86,6 +100,10 @@ class Mentions:
 
     @property
     def both(self) -> bool:
+        return any(not h.weak for h in self.dprk) and any(not h.weak for h in self.russia)
+
+    @property
+    def both_any(self) -> bool:
         return bool(self.dprk) and bool(self.russia)
 
     @property
@@ -109,13 +127,21 @@ class Mentions:
         return tuple(dict.fromkeys(h.term for h in hits))
 
 
+# -- regex construction -------------------------------------------------------------------
 _SEPARATOR = r"[\s\-]+"
 _SEPARATOR_AFTER_DOT = r"[\s\-]*"
 _WORD_END = r"(?!\w)"
 _PREFIX_END = r"\w*"
+_NOT_HANGUL_BEFORE = f"(?<![{_HANGUL}])"
+_NOT_HANGUL_AFTER = f"(?![{_HANGUL}])"
 # Trie children that must be tried last, so that the regex prefers the longest term:
 # "russian-made" (an exclusion) has to win over "russian" followed by a hyphen.
-_LATE = {_PREFIX_END: 1, _WORD_END: 2, "": 3}
+_LATE = {_PREFIX_END: 1, _WORD_END: 2, _NOT_HANGUL_AFTER: 2, "": 3}
+
+
+def bare(term: str) -> str:
+    """A term without its weak marker, lower-cased."""
+    return term.strip().lstrip("~").strip().lower()
 
 
 def _is_non_latin(term: str) -> bool:
@@ -123,17 +149,23 @@ def _is_non_latin(term: str) -> bool:
 
 
 def _term_units(term: str) -> list[str]:
-    """A term as a list of regex pieces (one per character, separator or end assertion)."""
-    prefix = term.endswith("*")
-    body = term.rstrip("*").strip().lower()
+    """A term as a list of regex pieces (one per character, separator or assertion)."""
+    body = bare(term)
+    prefix = body.endswith("*")
+    body = body.rstrip("*")
     parts = [p for p in re.split(r"[\s\-]+", body) if p]
     units: list[str] = []
+    lone_syllable = len(body) == 1 and re.match(f"[{_HANGUL}]", body) is not None
+    if lone_syllable:
+        units.append(_NOT_HANGUL_BEFORE)
     for index, part in enumerate(parts):
         if index:
             # "n. korea" should also find "N.Korea"; otherwise words need a separator.
             units.append(_SEPARATOR_AFTER_DOT if parts[index - 1].endswith(".") else _SEPARATOR)
         units.extend(re.escape(char) for char in part)
-    if not _is_non_latin(body):
+    if lone_syllable:
+        units.append(_NOT_HANGUL_AFTER)
+    elif not _is_non_latin(body):
         if prefix:
             units.append(_PREFIX_END)
         elif re.search(r"\w$", body):
@@ -175,7 +207,7 @@ def _trie_pattern(terms: Iterable[str]) -> str:
 
 
 def _compile(terms: Iterable[str]) -> re.Pattern[str] | None:
-    unique = sorted({t.strip().lower() for t in terms if t.strip().strip("*")})
+    unique = sorted({bare(t) for t in terms if bare(t).strip("*")})
     if not unique:
         return None
     latin = [t for t in unique if not _is_non_latin(t)]
@@ -216,8 +248,9 @@ class KeywordLexicon:
                 raise LexiconError(f"{source}: missing section [{name}]")
             sections[name] = _section_terms(value, f"{source} [{name}]")
         for name in ("dprk", "russia"):
-            if not sections[name]:
-                raise LexiconError(f"{source}: section [{name}] must name at least one term")
+            if not any(not t.startswith("~") for t in sections[name]):
+                raise LexiconError(f"{source}: section [{name}] must name at least one "
+                                   "strong (not ~weak) term")
         return cls(**sections)
 
     @classmethod
@@ -247,23 +280,24 @@ class KeywordLexicon:
         return _compile(t for name in SECTIONS for t in getattr(self, name))
 
     @cached_property
-    def _sections_of(self) -> dict[str, tuple[str, ...]]:
-        owners: dict[str, list[str]] = {}
+    def _owners(self) -> dict[str, tuple[tuple[str, bool], ...]]:
+        """bare term → ((section, weak), ...)."""
+        owners: dict[str, list[tuple[str, bool]]] = {}
         for name in SECTIONS:
             for term in getattr(self, name):
-                owners.setdefault(term, []).append(name)
-        return {term: tuple(names) for term, names in owners.items()}
+                owners.setdefault(bare(term), []).append((name, term.startswith("~")))
+        return {term: tuple(found) for term, found in owners.items()}
 
     @cached_property
     def _term_lookup(self) -> list[tuple[re.Pattern[str], str]]:
-        terms = sorted(self._sections_of, key=lambda t: (-len(t), t))
+        terms = sorted(self._owners, key=lambda t: (-len(t), t))
         return [(re.compile(_term_pattern(t), re.IGNORECASE), t) for t in terms]
 
     @cached_property
-    def _term_cache(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+    def _term_cache(self) -> dict[str, tuple[str, tuple[tuple[str, bool], ...]]]:
         return {}
 
-    def _resolve(self, surface: str) -> tuple[str, tuple[str, ...]]:
+    def _resolve(self, surface: str) -> tuple[str, tuple[tuple[str, bool], ...]]:
         """(lexicon term, its sections) for a matched surface form; memoised per lexicon."""
         key = surface.lower()
         cached = self._term_cache.get(key)
@@ -274,7 +308,7 @@ class KeywordLexicon:
             if pattern.fullmatch(surface):
                 term = candidate
                 break
-        result = (term, self._sections_of.get(term, ()))
+        result = (term, self._owners.get(term, ()))
         if len(self._term_cache) < 50_000:
             self._term_cache[key] = result
         return result
@@ -290,17 +324,17 @@ class KeywordLexicon:
                 if not starts:
                     starts = [m.start() for m in _TOKEN.finditer(text)]
                 start, end = match.span()
-                term, sections = self._resolve(match.group())
+                term, owners = self._resolve(match.group())
                 if _is_non_latin(term):
                     # Substring stems ("Москв") are shown as the whole inflected word.
                     while end < len(text) and text[end].isalnum():
                         end += 1
-                surface = text[start:end]
                 first = bisect_left(starts, start)
                 last = max(first, bisect_left(starts, end) - 1)
-                hit = Hit(term, surface, start, end, first, last)
-                for name in sections:
-                    found[name].append(hit)
+                for name, weak in owners:
+                    if weak and _GIVEN_NAME.match(text, end):
+                        continue
+                    found[name].append(Hit(term, text[start:end], start, end, first, last, weak))
         n_tokens = len(starts) if starts else len(_TOKEN.findall(text))
         return Mentions(
             text=text,
@@ -315,7 +349,7 @@ class KeywordLexicon:
         )
 
     def mentions_both(self, text: str) -> bool:
-        """The keyword-rule baseline: a DPRK alias AND a Russia alias (after exclusions)."""
+        """The keyword-rule baseline: a strong DPRK alias AND a strong Russia alias."""
         return self.find(text).both
 
 
@@ -343,5 +377,8 @@ def _section_terms(value: object, where: str) -> tuple[str, ...]:
         items = value.get(language, [])
         if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
             raise LexiconError(f"{where}.{language}: expected a list of strings")
-        terms.extend(t.strip().lower() for t in items if t.strip().strip("*"))
+        for item in items:
+            term = item.strip().lower()
+            if bare(term).strip("*"):
+                terms.append(("~" + bare(term)) if term.startswith("~") else term)
     return tuple(dict.fromkeys(terms))

@@ -3,7 +3,7 @@
 Every candidate starts with the same ``Annotator`` (normalise + find lexicon
 mentions once). The text models then see three views: word 1–2-grams of the
 *masked* text (actors replaced by placeholders, so relations are learnt rather
-than names), character 2–5-grams of the plain text (robust to spelling and
+than names), character 3–5-grams of the plain text (robust to spelling and
 inflection, e.g. "Pyongyang's", "Kim Jong-un"), and the dense rule features.
 
 All candidates output probabilities from a log-loss model or a sigmoid
@@ -39,16 +39,21 @@ def text_features(*, word_max_features: int = 20_000, char_max_features: int = 3
     ])
     char = Pipeline([
         ("text", MentionText(view="plain")),
-        ("tfidf", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, max_df=0.9,
+        ("tfidf", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3, max_df=0.9,
                                   max_features=char_max_features, sublinear_tf=True,
                                   dtype=np.float64)),
     ])
-    return FeatureUnion([("word", word), ("char", char),
+    context = Pipeline([
+        ("text", MentionText(view="context")),
+        ("tfidf", TfidfVectorizer(min_df=2, max_features=5_000, sublinear_tf=True,
+                                  token_pattern=r"\S+", dtype=np.float64)),
+    ])
+    return FeatureUnion([("word", word), ("char", char), ("context", context),
                          ("rules", RuleFeatures(window=window, scale=rule_scale))])
 
 
 def _logreg(seed: int) -> LogisticRegression:
-    return LogisticRegression(C=8.0, max_iter=2000, random_state=seed)
+    return LogisticRegression(C=16.0, max_iter=2000, random_state=seed)
 
 
 def _svm(seed: int) -> CalibratedClassifierCV:
