@@ -128,25 +128,27 @@ def training_texts(examples: Sequence[Example], *,
 
 
 def fit_pipeline(examples: Sequence[Example], kind: str, *, lexicon: dict[str, Any] | None,
-                 seed: int = 0, augment: bool = True) -> Pipeline:
+                 seed: int = 0, augment: bool = True,
+                 params: dict[str, Any] | None = None) -> Pipeline:
     """A fitted candidate pipeline (the one place where training texts are assembled)."""
     texts, labels = training_texts(examples, augment=augment)
-    pipe = build_pipeline(kind, lexicon=lexicon, seed=seed)
+    pipe = build_pipeline(kind, lexicon=lexicon, seed=seed, **(params or {}))
     pipe.fit(texts, labels)
     return pipe
 
 
 def _fold_scores(examples: Sequence[Example], train_idx: np.ndarray, test_idx: np.ndarray,
                  kind: str, lexicon: dict[str, Any] | None, seed: int,
-                 augment: bool) -> np.ndarray:
+                 augment: bool, params: dict[str, Any] | None) -> np.ndarray:
     pipe = fit_pipeline([examples[i] for i in train_idx], kind, lexicon=lexicon, seed=seed,
-                        augment=augment)
+                        augment=augment, params=params)
     return pipe.predict_proba([examples[i].text for i in test_idx])[:, 1]
 
 
 def out_of_fold_scores(examples: Sequence[Example], kind: str, *,
                        lexicon: dict[str, Any] | None, seed: int = 0,
-                       n_jobs: int | None = None, augment: bool = True) -> np.ndarray:
+                       n_jobs: int | None = None, augment: bool = True,
+                       params: dict[str, Any] | None = None) -> np.ndarray:
     """Stratified 5-fold out-of-fold probabilities (deterministic for a given seed)."""
     from joblib import Parallel, delayed
 
@@ -154,7 +156,8 @@ def out_of_fold_scores(examples: Sequence[Example], kind: str, *,
     folds = list(StratifiedKFold(n_splits=N_FOLDS, shuffle=True, random_state=seed)
                  .split(np.zeros(len(y)), y))
     parts = Parallel(n_jobs=n_jobs)(
-        delayed(_fold_scores)(examples, train_idx, test_idx, kind, lexicon, seed, augment)
+        delayed(_fold_scores)(examples, train_idx, test_idx, kind, lexicon, seed, augment,
+                              params)
         for train_idx, test_idx in folds)
     oof = np.zeros(len(y))
     for (_, test_idx), scores in zip(folds, parts, strict=True):

@@ -14,17 +14,23 @@ import signal
 from collections import Counter
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.alerts.base import Deliverer
 from monitor.alerts.console import ConsoleDeliverer
+from monitor.alerts.notices import Notifier
 from monitor.alerts.outbox import drain_outbox
+from monitor.cadence import CadencePolicy
 from monitor.classify import ArticleClassifier
 from monitor.decide import AlertRules
 from monitor.fetch import FetchLimits, build_client
-from monitor.models import Feed
+from monitor.lifecycle import LifecyclePolicy
+from monitor.models import Feed, ParsedFeed
+from monitor.parse import parse_feed
 from monitor.pipeline import FeedReport, PipelineDeps, run_feed
-from monitor.schedule import TaskTracker, build_scheduler
+from monitor.schedule import TaskTracker, build_scheduler, reschedule
 from monitor.settings import Settings
 from monitor.store.sqlite import SqliteStore
 
@@ -38,12 +44,11 @@ def utc_now() -> datetime:
 
 
 def feeds_from(settings: Settings) -> list[Feed]:
-    default = settings.schedule.default_interval_seconds
     return [
         Feed(
             name=f.name,
             url=f.url,
-            interval_seconds=f.interval_seconds or default,
+            interval_seconds=f.interval_seconds,
             enabled=f.enabled,
             tags=f.tags,
         )
@@ -67,6 +72,29 @@ def open_store(settings: Settings) -> SqliteStore:
     store = SqliteStore(settings.storage.sqlite_path)
     store.migrate()
     return store
+
+
+def lifecycle_policy(settings: Settings) -> LifecyclePolicy:
+    s = settings.schedule
+    return LifecyclePolicy(
+        cadence=CadencePolicy(
+            min_seconds=s.min_interval_seconds,
+            max_seconds=s.max_interval_seconds,
+            default_seconds=s.default_interval_seconds,
+        ),
+        flag_after_failures=s.flag_after_failures,
+        stale_after=timedelta(hours=s.stale_after_hours),
+    )
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    slack = settings.slack
+    token = slack.bot_token.get_secret_value() if slack.bot_token else None
+    return Notifier(token=token, channel=slack.ops_channel, base_url=slack.api_url)
+
+
+async def parse_in_thread(feed_name: str, body: bytes, **kwargs: object) -> ParsedFeed:
+    return await asyncio.to_thread(parse_feed, feed_name, body, **kwargs)  # type: ignore[arg-type]
 
 
 def build_deliverer(settings: Settings) -> Deliverer:
@@ -95,11 +123,17 @@ class Monitor:
     deliverer: Deliverer
     deps: PipelineDeps
     semaphore: asyncio.Semaphore
+    notifier: Notifier
     totals: Counter[str] = field(default_factory=Counter)
+    scheduler: AsyncIOScheduler | None = None
 
     async def poll(self, feed: Feed) -> FeedReport:
         async with self.semaphore:
             report = await run_feed(feed, self.deps)
+        if self.scheduler is not None and report.next_poll_at is not None:
+            reschedule(self.scheduler, feed.name, report.next_poll_at)
+        if report.notice:
+            await self.notifier.notify(report.notice)
         self.totals["polls"] += 1
         self.totals[f"status:{report.status}"] += 1
         self.totals["new"] += report.new_items
@@ -147,6 +181,8 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         rules=rules,
         max_items=settings.fetch.max_items,
         now=utc_now,
+        parse=parse_in_thread,
+        lifecycle=lifecycle_policy(settings),
     )
     log.info(
         "monitor ready: %d feeds, model %s (threshold %.2f), store %s, alerts to %s",
@@ -154,7 +190,8 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         settings.storage.sqlite_path, deliverer.name,
     )
     return Monitor(settings, store, deliverer, deps,
-                   asyncio.Semaphore(settings.schedule.max_concurrent_feeds))
+                   asyncio.Semaphore(settings.schedule.max_concurrent_feeds),
+                   build_notifier(settings))
 
 
 async def run_once(settings: Settings) -> list[FeedReport]:
@@ -190,14 +227,18 @@ async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> 
     try:
         async with AsyncExitStack() as stack:
             monitor = await _build(settings, stack)
+            states = await asyncio.to_thread(monitor.store.all_feed_states)
             scheduler = build_scheduler(
                 feeds_from(settings),
                 poll=monitor.poll,
                 drain=monitor.drain,
                 drain_interval_seconds=settings.schedule.drain_interval_seconds,
                 jitter_seconds=settings.schedule.jitter_seconds,
+                max_interval_seconds=settings.schedule.max_interval_seconds,
                 tracker=tracker,
+                first_runs={s.name: s.next_poll_at for s in states if s.next_poll_at},
             )
+            monitor.scheduler = scheduler
             scheduler.start()
             log.info("scheduler started; press Ctrl+C (or send SIGTERM) to stop")
             await stop.wait()

@@ -120,9 +120,9 @@ def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
     print(f"config: {settings.config_path}")
     print(f"feeds: {len(settings.feeds)} ({enabled} enabled)")
     for feed in settings.feeds:
-        every = feed.interval_seconds or settings.schedule.default_interval_seconds
+        every = f"every {feed.interval_seconds:g}s" if feed.interval_seconds else "adaptive"
         flag = "" if feed.enabled else "  [disabled]"
-        print(f"  - {feed.name}: {feed.url} every {every:g}s{flag}")
+        print(f"  - {feed.name}: {feed.url} ({every}){flag}")
     print(f"storage: {settings.storage.database_url}")
     print(f"keywords: {settings.keywords_file}")
     print(f"model: {settings.model_file or 'shipped default'}")

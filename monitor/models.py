@@ -17,7 +17,8 @@ class Feed:
 
     name: str
     url: str
-    interval_seconds: float = 600.0
+    interval_seconds: float | None = None
+    """A fixed interval from config; None lets the adaptive schedule decide."""
     enabled: bool = True
     tags: tuple[str, ...] = ()
 
@@ -36,6 +37,16 @@ class FeedState:
     error_count: int = 0
     consecutive_errors: int = 0
     polls: int = 0
+    next_poll_at: datetime | None = None
+    last_new_item_at: datetime | None = None
+    arrivals: tuple[datetime, ...] = ()
+    """When new items arrived during the last week: the basis of the adaptive interval."""
+    moved_to: str | None = None
+    """Target of a permanent redirect (301/308): polled instead of the configured URL."""
+    flagged: str | None = None
+    """Why the feed is flagged as broken or stale; the notice was sent when this was set."""
+    disabled: str | None = None
+    """Why the feed is no longer polled (e.g. 410 Gone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +65,10 @@ class FetchResult:
     last_modified: str | None = None
     content_type: str | None = None
     elapsed_seconds: float = 0.0
+    permanent_redirect: str | None = None
+    """Where a 301/308 chain led, so the feed's stored address can follow it."""
+    server_min_seconds: float | None = None
+    """The server's own lower bound on the next poll (Cache-Control max-age, Expires)."""
 
     @property
     def not_modified(self) -> bool:
@@ -81,6 +96,8 @@ class ParsedFeed:
     title: str | None
     entries: tuple[RawEntry, ...]
     problem: str | None = None
+    ttl_seconds: float | None = None
+    """RSS <ttl>: the publisher's own hint of how often to poll."""
 
 
 @dataclass(frozen=True, slots=True)

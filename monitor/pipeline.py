@@ -1,5 +1,5 @@
 """One feed refresh, stage by stage: fetch → parse → normalise → dedupe →
-classify → decide → record.
+classify → decide → record, then the feed's life-cycle update.
 
 This is the only module that knows the order of the stages. Every failure is
 caught here *per feed*, recorded against that feed and logged once with the
@@ -9,9 +9,11 @@ feed's name, so one broken feed can never stop the others or the daemon.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,14 +22,17 @@ import httpx
 from monitor.classify import ArticleClassifier
 from monitor.decide import AlertRules, decide
 from monitor.dedupe import dedupe_batch
-from monitor.errors import ClassifyError, FetchError, MonitorError, ParseError, StoreError
+from monitor.errors import FetchError, MonitorError, StoreError
 from monitor.fetch import FetchLimits, fetch_feed
-from monitor.models import Article, Feed, Verdict
+from monitor.lifecycle import LifecyclePolicy, PollOutcome, after_poll, effective_url
+from monitor.models import Article, Feed, FeedState, ParsedFeed, Verdict
 from monitor.normalise import normalise_entries
-from monitor.parse import parse_feed
 from monitor.store.base import Store
 
 log = logging.getLogger("monitor.pipeline")
+
+ParseFn = Callable[..., Awaitable[ParsedFeed]]
+EnrichFn = Callable[[list[Article]], Awaitable[list[Article]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +44,18 @@ class PipelineDeps:
     rules: AlertRules
     max_items: int
     now: Callable[[], datetime]
+    parse: ParseFn
+    """Runs feedparser off the event loop (a worker process or thread)."""
+    lifecycle: LifecyclePolicy = dataclasses.field(default_factory=LifecyclePolicy)
+    rng: random.Random = dataclasses.field(default_factory=random.Random)
+    enrich: EnrichFn | None = None
+    """Optional full-text step between dedupe and classify."""
 
 
 @dataclass(frozen=True, slots=True)
 class FeedReport:
     feed: str
-    status: str            # "ok", "not_modified" or the error kind
+    status: str            # "ok", "not_modified", "disabled" or the error kind
     http_status: int | None
     entries: int
     new_items: int
@@ -52,6 +63,8 @@ class FeedReport:
     alerts: int
     duration_seconds: float
     error: str | None = None
+    next_poll_at: datetime | None = None
+    notice: str | None = None
 
     def log_line(self) -> str:
         code = self.http_status if self.http_status is not None else "-"
@@ -60,7 +73,18 @@ class FeedReport:
             f"new={self.new_items} matches={self.matches} alerts={self.alerts} "
             f"duration={self.duration_seconds:.2f}s"
         )
+        if self.next_poll_at is not None:
+            line += f" next={self.next_poll_at:%H:%M:%S}"
         return f"{line} error={self.error}" if self.error else line
+
+
+@dataclass(slots=True)
+class _Progress:
+    http_status: int | None = None
+    entries: int = 0
+    new: int = 0
+    matches: int = 0
+    alerts: int = 0
 
 
 def _record_batch(
@@ -79,73 +103,115 @@ def _record_batch(
     return new, alerts
 
 
-async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
-    started = time.monotonic()
-    http_status: int | None = None
-    entries = 0
-
-    def report(status: str, *, new: int = 0, matches: int = 0, alerts: int = 0,
-               error: str | None = None) -> FeedReport:
-        return FeedReport(feed.name, status, http_status, entries, new, matches, alerts,
-                          time.monotonic() - started, error)
-
-    try:
-        state = await asyncio.to_thread(deps.store.get_feed_state, feed.name)
-        result = await fetch_feed(deps.client, feed, state, deps.fetch_limits)
-        http_status = result.status
-        if result.body is None:
-            await asyncio.to_thread(
-                deps.store.record_fetch_success, feed.name, feed.url,
-                etag=result.etag or (state.etag if state else None),
-                last_modified=result.last_modified or (state.last_modified if state else None),
-                at=deps.now(),
-            )
-            return report("not_modified")
-        parsed = await asyncio.to_thread(
-            parse_feed, feed.name, result.body, content_type=result.content_type,
-            base_url=result.final_url, max_items=deps.max_items,
-        )
-        if parsed.problem:
-            log.warning("feed %r (%s) is malformed, kept %d entries: %s",
-                        feed.name, feed.url, len(parsed.entries), parsed.problem)
-        entries = len(parsed.entries)
-        now = deps.now()
-        articles = dedupe_batch(normalise_entries(parsed.entries, source=feed.name, now=now))
-        fresh = await asyncio.to_thread(deps.store.filter_unseen, articles)
-        verdicts = await asyncio.to_thread(deps.classifier.classify, fresh)
-        matches = sum(v.match for v in verdicts)
-        new, alerts = await asyncio.to_thread(
-            _record_batch, deps.store, list(zip(fresh, verdicts, strict=True)), deps.rules, now
-        )
-        # Validators are saved only after the items are safely recorded: a crash
-        # before this point means the next poll fetches (and records) them again.
+async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
+                progress: _Progress) -> PollOutcome:
+    """Fetch and process; raises typed errors for the caller to record."""
+    target = dataclasses.replace(feed, url=effective_url(feed, state))
+    result = await fetch_feed(deps.client, target, state, deps.fetch_limits)
+    progress.http_status = result.status
+    moved = result.permanent_redirect
+    if result.body is None:
         await asyncio.to_thread(
             deps.store.record_fetch_success, feed.name, feed.url,
-            etag=result.etag, last_modified=result.last_modified, at=deps.now(),
+            etag=result.etag or (state.etag if state else None),
+            last_modified=result.last_modified or (state.last_modified if state else None),
+            at=deps.now(),
         )
-        return report("ok", new=new, matches=matches, alerts=alerts)
-    except (FetchError, ParseError, ClassifyError, StoreError) as exc:
-        kind = exc.kind if isinstance(exc, FetchError) else type(exc).__name__
-        if isinstance(exc, FetchError):
-            http_status = exc.status
-        return await _failed(feed, deps, kind, str(exc), report)
+        return PollOutcome(ok=True, http_status=304, moved_to=moved,
+                           server_min_seconds=result.server_min_seconds)
+    parsed = await deps.parse(
+        feed.name, result.body, content_type=result.content_type,
+        base_url=result.final_url, max_items=deps.max_items,
+    )
+    if parsed.problem:
+        log.warning("feed %r (%s) is malformed, kept %d entries: %s",
+                    feed.name, target.url, len(parsed.entries), parsed.problem)
+    progress.entries = len(parsed.entries)
+    now = deps.now()
+    articles = dedupe_batch(normalise_entries(parsed.entries, source=feed.name, now=now))
+    fresh = await asyncio.to_thread(deps.store.filter_unseen, articles)
+    if deps.enrich is not None and fresh:
+        fresh = await deps.enrich(fresh)
+    verdicts = await asyncio.to_thread(deps.classifier.classify, fresh)
+    progress.matches = sum(v.match for v in verdicts)
+    progress.new, progress.alerts = await asyncio.to_thread(
+        _record_batch, deps.store, list(zip(fresh, verdicts, strict=True)), deps.rules, now
+    )
+    # Validators are saved only after the items are safely recorded: a crash
+    # before this point means the next poll fetches (and records) them again.
+    await asyncio.to_thread(
+        deps.store.record_fetch_success, feed.name, feed.url,
+        etag=result.etag, last_modified=result.last_modified, at=deps.now(),
+    )
+    server_min = max(
+        (v for v in (result.server_min_seconds, parsed.ttl_seconds) if v is not None),
+        default=None,
+    )
+    return PollOutcome(ok=True, new_items=progress.new, http_status=result.status,
+                       moved_to=moved, server_min_seconds=server_min)
+
+
+async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
+    started = time.monotonic()
+    progress = _Progress()
+    status, error = "ok", None
+    try:
+        state = await asyncio.to_thread(deps.store.get_feed_state, feed.name)
+        if state is not None and state.disabled and state.url == feed.url:
+            return FeedReport(feed.name, "disabled", None, 0, 0, 0, 0, 0.0,
+                              error=f"disabled: {state.disabled}")
+        outcome = await _poll(feed, state, deps, progress)
+        if outcome.http_status == 304:
+            status = "not_modified"
     except MonitorError as exc:
-        return await _failed(feed, deps, type(exc).__name__, str(exc), report)
+        status = exc.kind if isinstance(exc, FetchError) else type(exc).__name__
+        error = str(exc)
+        if isinstance(exc, FetchError):
+            progress.http_status = exc.status
+        outcome = PollOutcome(ok=False, http_status=progress.http_status, error=error,
+                              retry_after=exc.retry_after if isinstance(exc, FetchError) else None)
     except Exception as exc:  # a bug must not kill the daemon: log it with the traceback
         log.exception("unexpected error while polling feed %r (%s)", feed.name, feed.url)
-        return await _failed(feed, deps, "internal", f"{type(exc).__name__}: {exc}", report)
+        status, error = "internal", f"{type(exc).__name__}: {exc}"
+        outcome = PollOutcome(ok=False, error=error)
 
-
-async def _failed(
-    feed: Feed, deps: PipelineDeps, kind: str, message: str,
-    report: Callable[..., FeedReport],
-) -> FeedReport:
+    next_poll_at = notice = None
     try:
+        next_poll_at, notice, streak = await _update_lifecycle(feed, deps, outcome)
+        if error is not None:
+            error += streak
+    except StoreError as exc:
+        log.error("feed %r: could not record the poll's outcome: %s", feed.name, exc)
+        if error is not None:
+            error += f"; could not record the failure either: {exc}"
+    return FeedReport(
+        feed.name, status, progress.http_status, progress.entries, progress.new,
+        progress.matches, progress.alerts, time.monotonic() - started, error,
+        next_poll_at, notice,
+    )
+
+
+async def _update_lifecycle(
+    feed: Feed, deps: PipelineDeps, outcome: PollOutcome
+) -> tuple[datetime, str | None, str]:
+    now = deps.now()
+    streak = ""
+    if outcome.ok:
+        state = await asyncio.to_thread(deps.store.get_feed_state, feed.name)
+        assert state is not None  # record_fetch_success created it
+    else:
         state = await asyncio.to_thread(
             deps.store.record_fetch_failure, feed.name, feed.url,
-            error=f"{kind}: {message}", at=deps.now(),
+            error=outcome.error or "unknown error", at=now,
         )
-        streak = f"; {state.consecutive_errors} consecutive failure(s), will retry next interval"
-    except StoreError as store_exc:
-        streak = f"; could not record the failure either: {store_exc}"
-    return report(kind, error=f"{message}{streak}")
+    update = after_poll(feed, state, outcome, deps.lifecycle, now=now, rng=deps.rng,
+                        override_seconds=feed.interval_seconds)
+    if not outcome.ok:
+        streak = (f"; {state.consecutive_errors} consecutive failure(s), "
+                  f"next try {update.next_poll_at:%H:%M:%S}")
+    await asyncio.to_thread(
+        deps.store.update_feed_lifecycle, feed.name, new_items=outcome.new_items, at=now,
+        next_poll_at=update.next_poll_at, moved_to=update.moved_to,
+        flagged=update.flagged, disabled=update.disabled,
+    )
+    return update.next_poll_at, update.notice, streak

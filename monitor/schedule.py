@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -52,6 +52,10 @@ class TaskTracker:
         return len(still)
 
 
+def feed_job_id(name: str) -> str:
+    return f"feed:{name}"
+
+
 def build_scheduler(
     feeds: list[Feed],
     *,
@@ -59,10 +63,16 @@ def build_scheduler(
     drain: Callable[[], Awaitable[object]],
     drain_interval_seconds: float,
     jitter_seconds: float,
+    max_interval_seconds: float,
     tracker: TaskTracker,
+    first_runs: Mapping[str, datetime] | None = None,
     rng: random.Random | None = None,
 ) -> AsyncIOScheduler:
+    """Each feed job re-arms itself: after a poll the app calls ``reschedule`` with the
+    adaptive next time. The interval trigger (the maximum interval) is only a safety net.
+    ``first_runs`` resumes the schedule stored before a restart."""
     rng = rng or random.Random()
+    first_runs = first_runs or {}
     scheduler = AsyncIOScheduler(timezone=UTC)
     now = datetime.now(UTC)
     for feed in feeds:
@@ -72,15 +82,19 @@ def build_scheduler(
         async def poll_this(feed: Feed = feed) -> object:
             return await poll(feed)
 
+        stored = first_runs.get(feed.name)
+        start = stored if stored is not None and stored > now else (
+            now + timedelta(seconds=rng.uniform(0, max(jitter_seconds, 1.0)))
+        )
         scheduler.add_job(
             tracker.wrap(poll_this),
-            IntervalTrigger(seconds=feed.interval_seconds, jitter=jitter_seconds or None),
-            id=f"feed:{feed.name}",
+            IntervalTrigger(seconds=max_interval_seconds),
+            id=feed_job_id(feed.name),
             name=f"poll {feed.name}",
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=int(feed.interval_seconds),
-            next_run_time=now + timedelta(seconds=rng.uniform(0, max(jitter_seconds, 1.0))),
+            misfire_grace_time=None,
+            next_run_time=start,
         )
     scheduler.add_job(
         tracker.wrap(drain),
@@ -92,3 +106,10 @@ def build_scheduler(
         next_run_time=now,
     )
     return scheduler
+
+
+def reschedule(scheduler: AsyncIOScheduler, feed_name: str, when: datetime) -> None:
+    """Move a feed's next poll (called after each poll with the adaptive time)."""
+    job = scheduler.get_job(feed_job_id(feed_name))
+    if job is not None:
+        job.modify(next_run_time=when)

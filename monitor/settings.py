@@ -60,6 +60,16 @@ class ScheduleSettings(_Section):
     jitter_seconds: float = Field(default=30, ge=0, le=3_600)
     drain_interval_seconds: float = Field(default=10, ge=1, le=3_600)
     max_concurrent_feeds: int = Field(default=20, ge=1, le=1_000)
+    min_interval_seconds: float = Field(default=120, ge=10, le=86_400)
+    max_interval_seconds: float = Field(default=21_600, ge=60, le=7 * 86_400)
+    flag_after_failures: int = Field(default=10, ge=1, le=10_000)
+    stale_after_hours: float = Field(default=336, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScheduleSettings:
+        if self.min_interval_seconds > self.max_interval_seconds:
+            raise ValueError("min_interval_seconds must not exceed max_interval_seconds")
+        return self
 
 
 class FetchSettings(_Section):
@@ -110,6 +120,7 @@ class AlertSettings(_Section):
 
 class SlackSettings(_Section):
     channel: str | None = None
+    ops_channel: str | None = None
     api_url: str | None = None
     bot_token: SecretStr | None = None
     webhook_url: SecretStr | None = None

@@ -79,7 +79,18 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # 2: feed life cycle (adaptive schedule, redirects, broken/stale flags)
+    """
+    ALTER TABLE feeds ADD COLUMN next_poll_at TEXT;
+    ALTER TABLE feeds ADD COLUMN last_new_item_at TEXT;
+    ALTER TABLE feeds ADD COLUMN arrivals TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE feeds ADD COLUMN moved_to TEXT;
+    ALTER TABLE feeds ADD COLUMN flagged TEXT;
+    ALTER TABLE feeds ADD COLUMN disabled TEXT
+    """,
 )
+
+MAX_ARRIVALS = 2_000  # a week of a very busy feed; keeps the row small
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -169,6 +180,12 @@ class SqliteStore:
             error_count=row["error_count"],
             consecutive_errors=row["consecutive_errors"],
             polls=row["polls"],
+            next_poll_at=_dt(row["next_poll_at"]),
+            last_new_item_at=_dt(row["last_new_item_at"]),
+            arrivals=tuple(datetime.fromisoformat(t) for t in json.loads(row["arrivals"])),
+            moved_to=row["moved_to"],
+            flagged=row["flagged"],
+            disabled=row["disabled"],
         )
 
     def get_feed_state(self, name: str) -> FeedState | None:
@@ -194,6 +211,11 @@ class SqliteStore:
                                    last_attempt_at, polls)
                 VALUES (?, ?, ?, ?, ?, ?, 1)
                 ON CONFLICT(name) DO UPDATE SET
+                    moved_to = CASE WHEN feeds.url <> excluded.url
+                               THEN NULL ELSE feeds.moved_to END,
+                    flagged = CASE WHEN feeds.url <> excluded.url THEN NULL ELSE feeds.flagged END,
+                    disabled = CASE WHEN feeds.url <> excluded.url
+                               THEN NULL ELSE feeds.disabled END,
                     url = excluded.url, etag = excluded.etag,
                     last_modified = excluded.last_modified,
                     last_success_at = excluded.last_success_at,
@@ -203,6 +225,50 @@ class SqliteStore:
                 (name, url, etag, last_modified, _iso(at), _iso(at)),
             )
 
+    def update_feed_lifecycle(
+        self,
+        name: str,
+        *,
+        new_items: int = 0,
+        at: datetime,
+        window: timedelta = timedelta(days=7),
+        next_poll_at: datetime | None = None,
+        moved_to: str | None = None,
+        flagged: str | bool | None = False,
+        disabled: str | bool | None = False,
+    ) -> FeedState:
+        """Record arrivals and schedule facts; ``flagged``/``disabled`` False = leave as is.
+
+        Returns the previous state's flag in ``FeedState.flagged`` of the *new* row only
+        after the update, so callers compare before/after to send a notice exactly once.
+        """
+        with self._tx() as conn:
+            row = conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise StoreError(f"feed {name!r} has no state yet")
+            arrivals = [datetime.fromisoformat(t) for t in json.loads(row["arrivals"])]
+            arrivals = [t for t in arrivals if t >= at - window]
+            arrivals.extend([at] * new_items)
+            arrivals = arrivals[-MAX_ARRIVALS:]
+            sets = {
+                "arrivals": json.dumps([_iso(t) for t in arrivals]),
+                "next_poll_at": _iso(next_poll_at),
+            }
+            if new_items:
+                sets["last_new_item_at"] = _iso(at)
+            if moved_to is not None:
+                sets["moved_to"] = moved_to
+            if flagged is not False:
+                sets["flagged"] = flagged
+            if disabled is not False:
+                sets["disabled"] = disabled
+            assignments = ", ".join(f"{column} = ?" for column in sets)
+            conn.execute(
+                f"UPDATE feeds SET {assignments} WHERE name = ?", (*sets.values(), name)
+            )
+            row = conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
+        return self._feed_state(row)
+
     def record_fetch_failure(self, name: str, url: str, *, error: str, at: datetime) -> FeedState:
         with self._tx() as conn:
             conn.execute(
@@ -211,6 +277,11 @@ class SqliteStore:
                                    consecutive_errors, polls)
                 VALUES (?, ?, ?, ?, 1, 1, 1)
                 ON CONFLICT(name) DO UPDATE SET
+                    moved_to = CASE WHEN feeds.url <> excluded.url
+                               THEN NULL ELSE feeds.moved_to END,
+                    flagged = CASE WHEN feeds.url <> excluded.url THEN NULL ELSE feeds.flagged END,
+                    disabled = CASE WHEN feeds.url <> excluded.url
+                               THEN NULL ELSE feeds.disabled END,
                     url = excluded.url,
                     last_attempt_at = excluded.last_attempt_at,
                     last_error = excluded.last_error,
