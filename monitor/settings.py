@@ -237,6 +237,7 @@ def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, An
         "SLACK_WEBHOOK_URL": ("slack", "webhook_url"),
         "MONITOR_DATABASE_URL": ("storage", "database_url"),
         "MONITOR_LOG_LEVEL": ("logging", "level"),
+        "MONITOR_MODEL_PATH": ("classifier", "model_path"),
     }
     for var, (section, key) in mapping.items():
         value = env.get(var, "").strip()
