@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from monitor.errors import ClassifyError, MonitorError, SettingsError, StoreError
 from monitor.logs import configure_logging
+from monitor.opml import OpmlError
 from monitor.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
@@ -66,8 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     label.add_argument("article_id")
     label.add_argument("verdict", choices=["relevant", "irrelevant"])
 
-    feeds = sub.add_parser("feeds", parents=[common], help="show each feed's polling health")
-    feeds.add_argument("action", nargs="?", default="list", choices=["list"])
+    feeds = sub.add_parser(
+        "feeds", parents=[common], help="feed health; import/export OPML subscriptions"
+    )
+    feeds.add_argument(
+        "action", nargs="?", default="list", choices=["list", "import-opml", "export-opml"]
+    )
+    feeds.add_argument("file", nargs="?", metavar="FILE", help="OPML file to import")
+    feeds.add_argument("--output", metavar="PATH",
+                       help="import: config file to write (default: the config itself); "
+                            "export: OPML file (default: stdout)")
 
     articles = sub.add_parser("articles", parents=[common], help="show recently stored articles")
     articles.add_argument("--limit", type=int, default=20)
@@ -93,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (ClassifyError, StoreError, InputError) as exc:
+    except (ClassifyError, StoreError, InputError, OpmlError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -301,6 +310,10 @@ def cmd_label(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "import-opml":
+        return _import_opml(settings, args)
+    if args.action == "export-opml":
+        return _export_opml(settings, args)
     from monitor.app import open_store
 
     store = open_store(settings)
@@ -320,6 +333,51 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
         if state.consecutive_errors and state.last_error:
             line += f" last_error={state.last_error[:200]}"
         print(line)
+    return EXIT_OK
+
+
+def _import_opml(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from monitor.opml import merge_into_config_toml, read_opml_file
+
+    if not args.file:
+        raise InputError("feeds import-opml needs the OPML FILE to read")
+    assert settings.config_path is not None
+    doc = read_opml_file(args.file)
+    for warning in doc.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    target = Path(args.output) if args.output else settings.config_path
+    text = settings.config_path.read_bytes().decode("utf-8")
+    note = f"imported from {Path(args.file).name} on {datetime.now(UTC):%Y-%m-%d}"
+    merged, added, skipped = merge_into_config_toml(text, doc.feeds, note=note)
+    if added:
+        # Validate next to the config (relative paths resolve the same), then swap in.
+        fd, tmp = tempfile.mkstemp(suffix=".toml", dir=settings.config_path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(merged.encode("utf-8"))
+            load_settings(tmp, env={})
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    print(f"{added} feed(s) added to {target}, {skipped} already present")
+    return EXIT_OK
+
+
+def _export_opml(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.opml import write_opml
+
+    feeds = [(f.name, f.url, f.tags) for f in settings.feeds if f.url.startswith("http")]
+    data = write_opml(feeds, title="DPRK–Russia news monitor feeds")
+    if args.output:
+        Path(args.output).write_bytes(data)
+        print(f"{len(feeds)} feed(s) written to {args.output}")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
     return EXIT_OK
 
 
