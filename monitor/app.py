@@ -9,6 +9,7 @@ daemon, which drains gracefully on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections import Counter
@@ -157,6 +158,25 @@ class Monitor:
         return result
 
 
+def _build_enricher(settings: Settings, limits: FetchLimits, stack: AsyncExitStack) -> object:
+    """One enricher for the whole daemon, on its own guarded client (see monitor.netguard)."""
+    from monitor import fulltext
+
+    ft = settings.fulltext
+    page_limits = dataclasses.replace(fulltext.DEFAULT_LIMITS, user_agent=limits.user_agent)
+    client = fulltext.build_fulltext_client(page_limits, allow=ft.allow_hosts)
+    stack.push_async_callback(client.aclose)
+    return fulltext.FullTextEnricher(
+        client,
+        terms=fulltext.load_country_terms(settings.keywords_file),
+        limits=page_limits,
+        allow=ft.allow_hosts,
+        max_concurrent=ft.max_concurrent,
+        min_summary_chars=ft.min_summary_chars,
+        max_per_batch=ft.max_per_batch,
+    )
+
+
 async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     classifier = ArticleClassifier.load(
         settings.model_file, threshold=settings.classifier.threshold
@@ -173,6 +193,9 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         max_article_age_hours=settings.alerts.max_article_age_hours,
         snippet_chars=settings.alerts.snippet_chars,
     )
+    enrich = None
+    if settings.fulltext.enabled:
+        enrich = _build_enricher(settings, limits, stack)
     deps = PipelineDeps(
         client=client,
         store=store,
@@ -183,6 +206,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         now=utc_now,
         parse=parse_in_thread,
         lifecycle=lifecycle_policy(settings),
+        enrich=enrich,
     )
     log.info(
         "monitor ready: %d feeds, model %s (threshold %.2f), store %s, alerts to %s",

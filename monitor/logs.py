@@ -20,6 +20,7 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # httpx logs every request URL at INFO and slack-sdk can log request details at DEBUG:
     # keep them at WARNING so polls stay one line each and nothing secret is echoed.
-    for noisy in ("httpx", "httpcore", "slack_sdk", "apscheduler.executors", "urllib3"):
+    for noisy in ("httpx", "httpcore", "slack_sdk", "apscheduler.executors", "urllib3",
+                  "trafilatura", "htmldate", "courlan"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)

@@ -140,6 +140,27 @@ class SlackSettings(_Section):
         return "console"
 
 
+class FullTextSettings(_Section):
+    """Fetch the article page for short items that name either country (needs trafilatura)."""
+
+    enabled: bool = False
+    allow_hosts: tuple[str, ...] = ()
+    min_summary_chars: int = Field(default=200, ge=0, le=10_000)
+    max_concurrent: int = Field(default=4, ge=1, le=64)
+    max_per_batch: int = Field(default=25, ge=1, le=1_000)
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _check_allow(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from monitor.netguard import AllowList
+
+        try:
+            AllowList.parse(value)
+        except SettingsError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -151,6 +172,7 @@ class Settings(_Section):
     classifier: ClassifierSettings = ClassifierSettings()
     alerts: AlertSettings = AlertSettings()
     slack: SlackSettings = SlackSettings()
+    fulltext: FullTextSettings = FullTextSettings()
     logging: LoggingSettings = LoggingSettings()
     feeds: tuple[FeedSettings, ...] = ()
     config_path: Path | None = None
