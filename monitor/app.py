@@ -28,8 +28,8 @@ from monitor.classify import ArticleClassifier
 from monitor.decide import AlertRules
 from monitor.fetch import FetchLimits, build_client
 from monitor.lifecycle import LifecyclePolicy
-from monitor.models import Feed, ParsedFeed
-from monitor.parse import parse_feed
+from monitor.models import Feed
+from monitor.parse_pool import ParserPool
 from monitor.pipeline import FeedReport, PipelineDeps, run_feed
 from monitor.schedule import TaskTracker, build_scheduler, reschedule
 from monitor.settings import Settings
@@ -92,10 +92,6 @@ def build_notifier(settings: Settings) -> Notifier:
     slack = settings.slack
     token = slack.bot_token.get_secret_value() if slack.bot_token else None
     return Notifier(token=token, channel=slack.ops_channel, base_url=slack.api_url)
-
-
-async def parse_in_thread(feed_name: str, body: bytes, **kwargs: object) -> ParsedFeed:
-    return await asyncio.to_thread(parse_feed, feed_name, body, **kwargs)  # type: ignore[arg-type]
 
 
 def build_deliverer(settings: Settings) -> Deliverer:
@@ -193,6 +189,11 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         max_article_age_hours=settings.alerts.max_article_age_hours,
         snippet_chars=settings.alerts.snippet_chars,
     )
+    parse = settings.parse
+    parser = await stack.enter_async_context(
+        ParserPool(workers=parse.workers, timeout_seconds=parse.timeout_seconds,
+                   memory_limit_mb=parse.memory_limit_mb)
+    )
     enrich = None
     if settings.fulltext.enabled:
         enrich = _build_enricher(settings, limits, stack)
@@ -204,7 +205,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         rules=rules,
         max_items=settings.fetch.max_items,
         now=utc_now,
-        parse=parse_in_thread,
+        parse=parser.parse,
         lifecycle=lifecycle_policy(settings),
         enrich=enrich,
     )

@@ -42,6 +42,25 @@ class ParseError(MonitorError):
     """The fetched bytes could not be turned into feed entries at all."""
 
 
+class HostileFeedError(ParseError):
+    """A feed was refused, or its parse stopped, by a safety limit rather than for bad syntax.
+
+    ``kind`` tells the limits apart for counters and logs: ``xml_entities`` (entity
+    declarations refused before parsing), ``parse_timeout``, ``parse_memory`` and
+    ``parse_crashed`` (the parser worker hit its wall-clock or memory limit, or died).
+    It is a ``ParseError`` so code that handles parse failures per feed handles these too.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self) -> tuple[type[HostileFeedError], tuple[str, str]]:
+        # The default reduction would call cls(message) and lose ``kind``; this error
+        # crosses a process boundary when it comes from the parser pool.
+        return (type(self), (self.kind, str(self)))
+
+
 class ClassifyError(MonitorError):
     """The model could not score an article (missing or broken model)."""
 

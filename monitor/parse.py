@@ -21,6 +21,7 @@ import feedparser
 
 from monitor.errors import ParseError
 from monitor.models import ParsedFeed, RawEntry
+from monitor.xmlguard import check_xml
 
 _PROBLEM_MAX = 300
 
@@ -32,12 +33,17 @@ def parse_feed(
     content_type: str | None = None,
     base_url: str | None = None,
     max_items: int = 500,
+    max_entity_declarations: int = 0,
 ) -> ParsedFeed:
     """Parse a fetched body; relative links resolve against ``base_url`` (or the xml:base).
 
     Raises ``ParseError`` when the body is not a feed, or when feedparser itself
-    crashes (it does on some malformed character references instead of flagging them).
+    crashes (it does on some malformed character references instead of flagging them),
+    and its subclass ``HostileFeedError`` when the body declares XML entities (see
+    ``monitor.xmlguard``): the guard runs here, not only in the parser pool, so that no
+    caller can hand feedparser an entity bomb by accident.
     """
+    check_xml(body, content_type=content_type, max_entity_declarations=max_entity_declarations)
     # Without a type feedparser flags every feed bozo ("no Content-type"); the
     # generic XML type means "trust the document's own encoding declaration".
     headers = {"content-type": content_type or "application/xml"}

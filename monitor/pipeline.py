@@ -164,7 +164,7 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
         if outcome.http_status == 304:
             status = "not_modified"
     except MonitorError as exc:
-        status = exc.kind if isinstance(exc, FetchError) else type(exc).__name__
+        status = getattr(exc, "kind", None) or type(exc).__name__
         error = str(exc)
         if isinstance(exc, FetchError):
             progress.http_status = exc.status

@@ -109,6 +109,14 @@ class ClassifierSettings(_Section):
     target_precision: float = Field(default=0.9, gt=0, lt=1)
 
 
+class ParseSettings(_Section):
+    """feedparser runs in worker processes so a runaway feed cannot stall or sink the daemon."""
+
+    workers: int = Field(default=2, ge=1, le=64)
+    timeout_seconds: float = Field(default=20, gt=0, le=600)
+    memory_limit_mb: int = Field(default=512, ge=64, le=65_536)
+
+
 class AlertSettings(_Section):
     batch_size: int = Field(default=50, ge=1, le=1_000)
     lease_seconds: float = Field(default=120, ge=5, le=3_600)
@@ -168,6 +176,7 @@ class LoggingSettings(_Section):
 class Settings(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     fetch: FetchSettings = FetchSettings()
+    parse: ParseSettings = ParseSettings()
     storage: StorageSettings = StorageSettings()
     classifier: ClassifierSettings = ClassifierSettings()
     alerts: AlertSettings = AlertSettings()
