@@ -168,12 +168,13 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
         error = str(exc)
         if isinstance(exc, FetchError):
             progress.http_status = exc.status
-        outcome = PollOutcome(ok=False, http_status=progress.http_status, error=error,
+        outcome = PollOutcome(ok=False, http_status=progress.http_status,
+                              error=f"{status}: {error}",
                               retry_after=exc.retry_after if isinstance(exc, FetchError) else None)
     except Exception as exc:  # a bug must not kill the daemon: log it with the traceback
         log.exception("unexpected error while polling feed %r (%s)", feed.name, feed.url)
         status, error = "internal", f"{type(exc).__name__}: {exc}"
-        outcome = PollOutcome(ok=False, error=error)
+        outcome = PollOutcome(ok=False, error=f"{status}: {error}")
 
     next_poll_at = notice = None
     try:

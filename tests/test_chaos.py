@@ -1,0 +1,86 @@
+"""Hostile and broken servers next to a healthy one, through the real daemon code.
+
+Each bad feed fails with its own typed, recorded error (or is disabled / followed)
+while the healthy feed is still polled and alerted in the same cycle, on time.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.store.sqlite import SqliteStore
+from tests.support.feed_server import FeedServer
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+HEALTHY = (FIXTURES / "integration" / "desk_rss.xml").read_bytes()
+
+
+def test_hostile_feeds_fail_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    for key in ("SLACK_BOT_TOKEN", "SLACK_CHANNEL", "SLACK_WEBHOOK_URL"):
+        monkeypatch.delenv(key, raising=False)
+    with FeedServer() as server:
+        routes = {
+            "Healthy": server.add_file("/healthy.xml", HEALTHY),
+            "Slow": server.add_slow("/slow.xml", 30),
+            "Huge": server.add_file("/huge.xml", b"<rss>" + b" " * 3_000_000 + b"</rss>"),
+            "GzipBomb": server.add_gzip("/bomb.xml", b"<rss>" + b"A" * 50_000_000 + b"</rss>"),
+            "Laughs": server.add_file(
+                "/laughs.xml", (FIXTURES / "hostile" / "billion_laughs.xml").read_bytes()),
+            "Loop": server.add_redirect("/loop-a.xml", "/loop-b.xml", 302),
+            "Limited": server.add_status("/limited.xml", 429, headers={"Retry-After": "7200"}),
+            "Gone": server.add_status("/gone.xml", 410),
+            "NotFeed": server.add_file("/page.html", b"<html><body>hello</body></html>",
+                                       content_type="text/html"),
+        }
+        server.add_redirect("/loop-b.xml", "/loop-a.xml", 302)
+        feeds = "".join(f'\n[[feeds]]\nname = "{n}"\nurl = "{u}"\n' for n, u in routes.items())
+        config = tmp_path / "monitor.toml"
+        config.write_text(f"""
+[fetch]
+total_timeout = 3
+max_bytes = 1000000
+max_redirects = 3
+[storage]
+database_url = "sqlite:///{tmp_path}/state.db"
+[classifier]
+keywords_path = "{REPO / 'config' / 'keywords.toml'}"
+[alerts]
+max_article_age_hours = 0
+{feeds}""")
+        started = time.monotonic()
+        assert main(["once", "--config", str(config)]) == 0
+        elapsed = time.monotonic() - started
+        # the healthy feed's matches were alerted in this same cycle
+        out = capsys.readouterr().out
+        assert "https://desk.example/a/shells-by-rail" in out
+        assert "https://desk.example/a/treaty" in out
+        # nothing waited for the slow server beyond the fetch deadline (plus start-up)
+        assert elapsed < 25
+
+        store = SqliteStore(tmp_path / "state.db")
+        states = {s.name: s for s in store.all_feed_states()}
+        assert states["Healthy"].consecutive_errors == 0
+        expected_kinds = {
+            "Slow": "timeout", "Huge": "too_large", "GzipBomb": "too_large",
+            "Laughs": "xml_entities", "Loop": "too_many_redirects", "Limited": "http_status",
+            "Gone": "http_status", "NotFeed": "ParseError",
+        }
+        for name, kind in expected_kinds.items():
+            state = states[name]
+            assert state.consecutive_errors == 1, name
+            assert state.last_error and state.last_error.startswith(kind), (name, state.last_error)
+        # Retry-After is honoured as a lower bound for the next poll
+        limited = states["Limited"]
+        assert (limited.next_poll_at - limited.last_attempt_at).total_seconds() >= 7200
+        # 410 disables the feed; the next cycle does not request it again
+        assert states["Gone"].disabled
+        store.close()
+        hits_before = server.hits("/gone.xml")
+        assert main(["once", "--config", str(config)]) == 0
+        assert server.hits("/gone.xml") == hits_before
