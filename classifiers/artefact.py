@@ -40,6 +40,8 @@ FORMAT_VERSION = 1
 #: Anything else in a file means it was not made by ``classifiers.train``.
 TRUSTED_TYPES = frozenset({
     "classifiers.features.Annotator",
+    "classifiers.features.CompactTfidfVectorizer",
+    "classifiers.features.HashedCharNgrams",
     "classifiers.features.MentionText",
     "classifiers.features.RuleFeatures",
     "classifiers.features.TailColumns",
@@ -89,6 +91,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        Path(tmp).chmod(0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -123,6 +126,7 @@ def save_artefact(bundle: Mapping[str, Any], path: Path | str,
             "trusted_types": sorted(set(untrusted_types(tmp))),
             "versions": library_versions(),
         })
+        tmp.chmod(0o644)  # mkstemp makes 0600; a model is package data, not a secret
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -210,29 +210,37 @@ class HeldOutRecall:
     recall: float
 
 
+def _held_out_recall(examples: Sequence[Example], event_type: str, kind: str,
+                     threshold: float, lexicon: dict[str, Any] | None,
+                     seed: int) -> HeldOutRecall:
+    from classifiers.train import fit_pipeline
+
+    def is_held(e: Example) -> bool:
+        return e.label == 1 and (e.event_type or "unknown") == event_type
+
+    held = [e for e in examples if is_held(e)]
+    pipe = fit_pipeline([e for e in examples if not is_held(e)], kind, lexicon=lexicon,
+                        seed=seed)
+    scores = pipe.predict_proba([e.text for e in held])[:, 1]
+    return HeldOutRecall(event_type, len(held), float(np.mean(scores >= threshold)))
+
+
 def leave_one_event_type_out(examples: Sequence[Example], kind: str = "logreg", *,
                              threshold: float = 0.5, lexicon: dict[str, Any] | None = None,
-                             seed: int = 0, min_count: int = 5) -> list[HeldOutRecall]:
+                             seed: int = 0, min_count: int = 5,
+                             n_jobs: int | None = None) -> list[HeldOutRecall]:
     """Recall on each positive event type when the model never saw that type.
 
     Pass training-split examples only. A type the model recovers only when it has
     seen it is being memorised, not understood; low numbers here predict misses on
     kinds of cooperation the training set does not cover (new events, new wording).
     """
-    from classifiers.train import fit_pipeline
+    from joblib import Parallel, delayed
 
-    by_type: dict[str, list[Example]] = {}
+    counts: dict[str, int] = {}
     for e in examples:
         if e.label == 1:
-            by_type.setdefault(e.event_type or "unknown", []).append(e)
-    out: list[HeldOutRecall] = []
-    for event_type in sorted(by_type):
-        held = by_type[event_type]
-        if len(held) < min_count:
-            continue
-        train = [e for e in examples if not (e.label == 1 and (e.event_type or "unknown")
-                                             == event_type)]
-        pipe = fit_pipeline(train, kind, lexicon=lexicon, seed=seed)
-        scores = pipe.predict_proba([e.text for e in held])[:, 1]
-        out.append(HeldOutRecall(event_type, len(held), float(np.mean(scores >= threshold))))
-    return out
+            counts[e.event_type or "unknown"] = counts.get(e.event_type or "unknown", 0) + 1
+    types = sorted(t for t, n in counts.items() if n >= min_count)
+    return list(Parallel(n_jobs=n_jobs)(
+        delayed(_held_out_recall)(examples, t, kind, threshold, lexicon, seed) for t in types))

@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m classifiers.experiments",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--kinds", nargs="*", default=list(CANDIDATES))
-    parser.add_argument("--loeo", nargs="*", default=["logreg", "ensemble"],
+    parser.add_argument("--loeo", nargs="*", default=["logreg"],
                         help="kinds for the leave-one-event-type-out table (none to skip)")
     parser.add_argument("--target-precision", type=float, default=0.9)
     parser.add_argument("--seed", type=int, default=0)
@@ -164,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.loeo:
         results = {k: leave_one_event_type_out(train, k, lexicon=lexicon, seed=args.seed,
                                                threshold=next((r.threshold for r in rows
-                                                               if r.name == k), 0.5))
+                                                               if r.name == k), 0.5),
+                                               n_jobs=args.n_jobs)
                    for k in args.loeo}
         kinds = list(results)
         print("\n## Recall on a positive event type left out of training\n")

@@ -13,6 +13,7 @@ spelled out as dense features instead of being left to memorised n-grams.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from classifiers.keywords import SECTIONS, Hit, KeywordLexicon, Mentions, normalise_text
@@ -46,7 +48,7 @@ RULE_FEATURES = (
     "proximity", "near_3", "near_window", "same_sentence", "pair_join",
     "coop_near_both", "coop_any_near_both", "coop_total", "coop_in_title",
     "places", "n_other_states", "list_like", "other_between",
-    "excluded", "headline_only", "length", "focus", "dprk_only", "russia_only", "non_latin",
+    "excluded", "headline_only", "focus", "dprk_only", "russia_only", "non_latin",
     "enumeration", "dprk_personnel_war", "dprk_war",
 )
 
@@ -114,7 +116,7 @@ class Annotator(TransformerMixin, BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         # The compiled matcher is a cache: rebuilt from lexicon_ after loading.
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # object.__getstate__ returns the live __dict__
         state.pop("_matcher", None)
         return state
 
@@ -248,7 +250,7 @@ def rule_vector(m: Mentions, window: int) -> list[float]:
         float(any(h.start < title_end for h in m.cooperation)),
         _log_scale(len(m.places), 3), min(1.0, n_other / 4), float(both and n_other >= 2),
         float(other_between), float(bool(m.exclusions)),
-        float(len(m.sentence_starts) == 1), _log_scale(m.n_tokens, 80),
+        float(len(m.sentence_starts) == 1),
         (nd + nr) / n_country if n_country else 0.0,
         float(nd > 0 and nr == 0), float(nr > 0 and nd == 0),
         float(bool(_NON_LATIN.search(m.text))),
@@ -288,16 +290,22 @@ def context_text(m: Mentions, width: int = 4) -> str:
     "North Korean troops" from "Russian troops" and learn what links the two.
     """
     tokens = _WORD.findall(m.text.lower())
+    # Other actors inside a window read as placeholders ("Russia~zzdprk"), not names.
+    for hits, token in ((m.other_states, OTHER_TOKEN), (m.russia, RUSSIA_TOKEN),
+                        (m.dprk, DPRK_TOKEN)):
+        for h in hits:
+            for i in range(h.first_token, min(h.last_token + 1, len(tokens))):
+                tokens[i] = token if i == h.first_token else ""
     out: list[str] = []
     for prefix, hits in (("d_", m.dprk), ("r_", m.russia)):
         for h in hits:
             lo, hi = max(0, h.first_token - width), min(len(tokens), h.last_token + 1 + width)
             out.extend(prefix + t for i, t in enumerate(tokens[lo:hi], start=lo)
-                       if not h.first_token <= i <= h.last_token)
+                       if t and not h.first_token <= i <= h.last_token)
     if m.dprk and m.russia:
         d, r = min(((d, r) for d in m.dprk for r in m.russia), key=lambda p: _gap(*p))
         a, b = sorted((d, r), key=lambda h: h.start)
-        out.extend("b_" + t for t in tokens[a.last_token + 1:b.first_token][:12])
+        out.extend("b_" + t for t in tokens[a.last_token + 1:b.first_token][:12] if t)
     return _NUMBER.sub(NUMBER_TOKEN, " ".join(out))
 
 
@@ -305,24 +313,31 @@ class RuleFeatures(TransformerMixin, BaseEstimator):
     """``Mentions`` → dense structure features (see ``RULE_FEATURES``), all in [0, 1].
 
     ``window`` is the token distance within which a cooperation word counts as
-    relating the two actors; ``scale`` weighs the block against the TF-IDF blocks.
+    relating the two actors; ``scale`` weighs the block against the TF-IDF blocks;
+    ``exclude`` names features to leave out (for ablation experiments).
     """
 
-    def __init__(self, window: int = 8, scale: float = 1.0) -> None:
+    def __init__(self, window: int = 8, scale: float = 1.0, exclude: tuple[str, ...] = ()) -> None:
         self.window = window
         self.scale = scale
+        self.exclude = exclude
 
     def fit(self, X: Any, y: Any = None) -> RuleFeatures:
         if int(self.window) < 1:
             raise ValueError("window must be at least 1 token")
-        self.feature_names_ = np.asarray(RULE_FEATURES, dtype=object)
+        unknown = sorted(set(self.exclude) - set(RULE_FEATURES))
+        if unknown:
+            raise ValueError(f"unknown rule features in exclude: {', '.join(unknown)}")
+        self.columns_ = np.asarray([i for i, name in enumerate(RULE_FEATURES)
+                                    if name not in set(self.exclude)], dtype=np.intp)
+        self.feature_names_ = np.asarray(RULE_FEATURES, dtype=object)[self.columns_]
         return self
 
     def transform(self, X: Sequence[Mentions]) -> np.ndarray:
         check_is_fitted(self, "feature_names_")
         rows = [rule_vector(m, int(self.window)) for m in X]
         out = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(RULE_FEATURES))
-        return out * float(self.scale)
+        return out[:, self.columns_] * float(self.scale)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "feature_names_")
@@ -352,3 +367,149 @@ class TailColumns(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         tail = X[:, X.shape[1] - int(self.n):]
         return tail.toarray() if hasattr(tail, "toarray") else np.asarray(tail)
+
+
+class CompactTfidfVectorizer(TfidfVectorizer):
+    """``TfidfVectorizer`` whose fitted vocabulary is persisted as one JSON string.
+
+    skops writes a dict node per vocabulary entry, which made a 40k-term model take
+    a minute to save and seconds to load; one string round-trips in milliseconds.
+    Behaviour is otherwise identical to the parent class.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # object.__getstate__ returns the live __dict__
+        vocabulary = state.pop("vocabulary_", None)
+        if vocabulary is not None:
+            state["vocabulary_json_"] = json.dumps(
+                {term: int(index) for term, index in vocabulary.items()}, ensure_ascii=False)
+        return state
+
+    def transform(self, raw_documents: Any) -> Any:
+        """Counts from the parent, then TF-IDF applied directly.
+
+        Numerically what ``TfidfVectorizer.transform`` returns, minus the input
+        re-validation of its inner TfidfTransformer (over 1 ms per call, the largest
+        cost of scoring a single item).
+        """
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        check_is_fitted(self, "vocabulary_")
+        X = CountVectorizer.transform(self, raw_documents).astype(self.dtype)
+        if self.sublinear_tf:
+            np.log(X.data, X.data)
+            X.data += 1.0
+        if self.use_idf:
+            X.data *= self._tfidf.idf_[X.indices]
+        if self.norm == "l2":
+            rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+            norms = np.sqrt(np.bincount(rows, weights=X.data ** 2, minlength=X.shape[0]))
+            norms[norms == 0] = 1.0
+            X.data /= norms[rows]
+        elif self.norm is not None:
+            from sklearn.preprocessing import normalize
+
+            X = normalize(X, norm=self.norm, copy=False)
+        return X
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        packed = state.pop("vocabulary_json_", None)
+        super().__setstate__(state)
+        if packed is not None:
+            self.vocabulary_ = json.loads(packed)
+
+
+class HashedCharNgrams(TransformerMixin, BaseEstimator):
+    """Character n-grams within words (like ``analyzer="char_wb"``), hashed with numpy.
+
+    Why not TfidfVectorizer: its analyzer builds every n-gram as a Python string and
+    looks it up in a dict, which was over half of all scoring time. Here a whole
+    batch becomes one array of code points and each n-gram a rolling hash computed
+    by a handful of vector operations (about 30x faster). Rare buckets (document
+    frequency below ``min_df`` in training) are dropped and the kept ones numbered
+    densely (``buckets_``), so the model sees a vocabulary-sized matrix, not 2**18
+    mostly empty columns; then sublinear TF, IDF and L2 normalisation as in
+    TfidfVectorizer.
+    """
+
+    def __init__(self, ngram_range: tuple[int, int] = (3, 5), n_features: int = 2**18,
+                 min_df: int = 3) -> None:
+        self.ngram_range = ngram_range
+        self.n_features = n_features
+        self.min_df = min_df
+
+    def _hashed(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(doc index, bucket, count) for every distinct n-gram bucket of every document."""
+        lo, hi = (int(v) for v in self.ngram_range)
+        n_features = np.uint64(int(self.n_features))
+        # " w1  w2 " pads every word with its own spaces; NUL separates documents.
+        joined = "\x00".join(" " + "  ".join(str(d).replace("\x00", " ").split()) + " "
+                             for d in docs) + "\x00"
+        codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+        length = len(codes)
+        seps = np.concatenate(([0], np.cumsum(codes == 0)))
+        spaces = np.concatenate(([0], np.cumsum(codes == 32)))
+        padded = np.concatenate((codes, np.zeros(hi, dtype=np.uint32))).astype(np.uint64)
+        h = np.full(length, np.uint64(0xCBF29CE484222325))
+        keys = []
+        for k in range(hi):  # FNV-style rolling hash, one vector op per character offset
+            h = (h ^ padded[k:k + length]) * np.uint64(0x100000001B3)
+            n = k + 1
+            if n < lo or length < n:
+                continue
+            starts = np.arange(length - n + 1)
+            # No document boundary inside, no space except at either end of the n-gram.
+            valid = (seps[starts + n] == seps[starts]) & (
+                spaces[starts + n - 1] == spaces[starts + 1])
+            starts = starts[valid]
+            bucket = ((h[starts] ^ np.uint64(n)) >> np.uint64(17)) % n_features
+            keys.append(seps[starts].astype(np.uint64) * n_features + bucket)
+        if not keys:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0)
+        unique, counts = np.unique(np.concatenate(keys), return_counts=True)
+        return ((unique // n_features).astype(np.int64), (unique % n_features).astype(np.int64),
+                counts.astype(np.float64))
+
+    def fit(self, X: Sequence[str], y: Any = None) -> HashedCharNgrams:
+        docs = list(X)
+        _, buckets, _ = self._hashed(docs)
+        df = np.bincount(buckets, minlength=int(self.n_features))
+        kept = np.flatnonzero(df >= int(self.min_df))
+        self.buckets_ = kept.astype(np.int64)
+        self._column_of = None
+        self.idf_ = (np.log((1.0 + len(docs)) / (1.0 + df[kept])) + 1.0).astype(np.float64)
+        return self
+
+    def transform(self, X: Sequence[str]) -> Any:
+        import scipy.sparse as sp
+
+        check_is_fitted(self, "idf_")
+        docs = list(X)
+        rows, buckets, counts = self._hashed(docs)
+        width = len(self.buckets_)
+        column_of = getattr(self, "_column_of", None)
+        if column_of is None:  # bucket → column (-1: pruned); a cache, never saved
+            column_of = np.full(int(self.n_features), -1, dtype=np.int64)
+            column_of[self.buckets_] = np.arange(width)
+            self._column_of = column_of
+        cols = column_of[buckets]
+        keep = cols >= 0
+        rows, cols, counts = rows[keep], cols[keep], counts[keep]
+        data = np.log1p(counts) * self.idf_[cols]
+        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(docs)))
+        norms[norms == 0] = 1.0
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=len(docs)))))
+        matrix = sp.csr_matrix((data / norms[rows], cols, indptr), shape=(len(docs), width))
+        matrix.sort_indices()  # columns follow bucket order, so this is cheap
+        return matrix
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # object.__getstate__ returns the live __dict__
+        state.pop("_column_of", None)
+        return state
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "buckets_")
+        return np.asarray([f"charhash{b}" for b in self.buckets_], dtype=object)

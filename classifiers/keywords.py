@@ -95,8 +95,11 @@ class Mentions:
     places: tuple[Hit, ...]
     other_states: tuple[Hit, ...]
     exclusions: tuple[Hit, ...]
-    n_tokens: int
     sentence_starts: tuple[int, ...] = field(default=(0,))
+
+    @property
+    def n_tokens(self) -> int:
+        return len(_TOKEN.findall(self.text))
 
     @property
     def both(self) -> bool:
@@ -206,7 +209,7 @@ def _trie_pattern(terms: Iterable[str]) -> str:
     return emit(trie)
 
 
-def _compile(terms: Iterable[str]) -> re.Pattern[str] | None:
+def _compile(terms: Iterable[str], *, ignore_case: bool = True) -> re.Pattern[str] | None:
     unique = sorted({bare(t) for t in terms if bare(t).strip("*")})
     if not unique:
         return None
@@ -217,7 +220,7 @@ def _compile(terms: Iterable[str]) -> re.Pattern[str] | None:
         branches.append(r"(?<!\w)" + _trie_pattern(latin))
     if other:
         branches.append(_trie_pattern(other))
-    return re.compile("|".join(branches), re.IGNORECASE)
+    return re.compile("|".join(branches), re.IGNORECASE if ignore_case else 0)
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,11 @@ class KeywordLexicon:
         return _compile(t for name in SECTIONS for t in getattr(self, name))
 
     @cached_property
+    def _lower_pattern(self) -> re.Pattern[str] | None:
+        """The same regex without IGNORECASE, for already lower-cased text (twice as fast)."""
+        return _compile((t for name in SECTIONS for t in getattr(self, name)), ignore_case=False)
+
+    @cached_property
     def _owners(self) -> dict[str, tuple[tuple[str, bool], ...]]:
         """bare term → ((section, weak), ...)."""
         owners: dict[str, list[tuple[str, bool]]] = {}
@@ -294,11 +302,11 @@ class KeywordLexicon:
         return [(re.compile(_term_pattern(t), re.IGNORECASE), t) for t in terms]
 
     @cached_property
-    def _term_cache(self) -> dict[str, tuple[str, tuple[tuple[str, bool], ...]]]:
+    def _term_cache(self) -> dict[str, tuple[str, tuple[tuple[str, bool], ...], bool]]:
         return {}
 
-    def _resolve(self, surface: str) -> tuple[str, tuple[tuple[str, bool], ...]]:
-        """(lexicon term, its sections) for a matched surface form; memoised per lexicon."""
+    def _resolve(self, surface: str) -> tuple[str, tuple[tuple[str, bool], ...], bool]:
+        """(lexicon term, its sections, non-Latin?) for a surface form; memoised per lexicon."""
         key = surface.lower()
         cached = self._term_cache.get(key)
         if cached is not None:
@@ -308,7 +316,7 @@ class KeywordLexicon:
             if pattern.fullmatch(surface):
                 term = candidate
                 break
-        result = (term, self._owners.get(term, ()))
+        result = (term, self._owners.get(term, ()), _is_non_latin(term))
         if len(self._term_cache) < 50_000:
             self._term_cache[key] = result
         return result
@@ -319,13 +327,20 @@ class KeywordLexicon:
             text = normalise_text(text)
         found: dict[str, list[Hit]] = {name: [] for name in SECTIONS}
         starts: list[int] = []
-        if self._pattern is not None:
-            for match in self._pattern.finditer(text):
+        lowered = text.lower()
+        # Lower-casing keeps offsets for almost all text; for the rare exception
+        # ("İ" becomes two characters) the case-insensitive regex runs instead.
+        if len(lowered) == len(text):
+            pattern, haystack = self._lower_pattern, lowered
+        else:
+            pattern, haystack = self._pattern, text
+        if pattern is not None:
+            for match in pattern.finditer(haystack):
                 if not starts:
                     starts = [m.start() for m in _TOKEN.finditer(text)]
                 start, end = match.span()
-                term, owners = self._resolve(match.group())
-                if _is_non_latin(term):
+                term, owners, non_latin = self._resolve(text[start:end])
+                if non_latin:
                     # Substring stems ("Москв") are shown as the whole inflected word.
                     while end < len(text) and text[end].isalnum():
                         end += 1
@@ -335,7 +350,6 @@ class KeywordLexicon:
                     if weak and _GIVEN_NAME.match(text, end):
                         continue
                     found[name].append(Hit(term, text[start:end], start, end, first, last, weak))
-        n_tokens = len(starts) if starts else len(_TOKEN.findall(text))
         return Mentions(
             text=text,
             dprk=tuple(found["dprk"]),
@@ -344,7 +358,6 @@ class KeywordLexicon:
             places=tuple(found["places"]),
             other_states=tuple(found["other_states"]),
             exclusions=tuple(found["exclusions"]),
-            n_tokens=n_tokens,
             sentence_starts=sentence_starts(text),
         )
 

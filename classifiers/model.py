@@ -13,15 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import VotingClassifier
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from classifiers.artefact import default_model_path, load_artefact
 from classifiers.errors import ClassifierError, ModelLoadError
 from classifiers.events import EVENT_GROUPS
-from classifiers.features import DISPLAY_TOKENS, RuleFeatures
+from classifiers.features import DISPLAY_TOKENS, HashedCharNgrams, RuleFeatures
 from classifiers.keywords import Mentions
 
 _MAX_TERMS = 3
@@ -61,12 +64,27 @@ class Explanation:
     reason: str
 
 
+_CONTEXT_PREFIX = {"d_": "DPRK~", "r_": "Russia~", "b_": "between:"}
+#: Words too common to be shown as evidence (they still count in the model).
+_DULL = frozenset(ENGLISH_STOP_WORDS | {"says", "said", "say", "zznum", "zzdprk", "zzrussia",
+                                       "zzother", "report", "reports", "new"})
+#: Blocks whose features read as evidence in a one-line Slack reason.
+_REASON_BLOCKS = frozenset({"word", "context"})
+
+
 def _display_feature(block: str, name: str) -> str | None:
-    if block == "char":
-        return None  # character n-grams are not readable evidence
+    """How a model feature is shown to an analyst; None for unreadable ones (char hashes)."""
     if block == "rules":
         return f"rule:{name}"
-    return " ".join(DISPLAY_TOKENS.get(token, token) for token in name.split(" "))
+    words = name[2:] if block == "context" else name
+    if block in ("context", "word") and all(w in _DULL for w in words.split(" ")):
+        return None
+    if block == "context":
+        label = _CONTEXT_PREFIX.get(name[:2], "") + name[2:]
+        return " ".join(DISPLAY_TOKENS.get(t, t) for t in label.split(" "))
+    if block == "word":
+        return " ".join(DISPLAY_TOKENS.get(token, token) for token in name.split(" "))
+    return None
 
 
 def _short(values: Sequence[str]) -> str:
@@ -99,15 +117,46 @@ class Model:
         self.threshold = float(threshold)
         self.version = str(version)
         self.metadata: dict[str, Any] = dict(metadata or {})
-        self._names, self._weights = self._linear_view()
+        self._blocks, self._weights = self._linear_view()
+        self._labels = self._readable_labels()
 
     # -- scoring ----------------------------------------------------------------------------
     def annotate(self, texts: Sequence[str]) -> list[Mentions]:
         return self._annotate.transform([str(t) for t in texts])
 
+    def _transform(self, mentions: Sequence[Mentions]) -> Any:
+        """The feature matrix, computed branch by branch.
+
+        Same numbers as ``FeatureUnion.transform`` without its per-call dispatch and
+        validation, which cost more than the arithmetic for the one-item calls the
+        daemon makes.
+        """
+        features = self._features
+        if not isinstance(features, FeatureUnion):
+            return features.transform(mentions)
+        weights = features.transformer_weights or {}
+        blocks = []
+        for name, transformer in features.transformer_list:
+            if transformer in ("drop", None):
+                continue
+            out: Any = mentions
+            steps = transformer.steps if isinstance(transformer, Pipeline) else [("", transformer)]
+            for _, step in steps:
+                out = step.transform(out)
+            block = out if sp.issparse(out) else sp.csr_matrix(out)
+            if name in weights:
+                block = block * weights[name]
+            blocks.append(block)
+        return sp.hstack(blocks, format="csr")
+
     def _proba_from(self, mentions: Sequence[Mentions]) -> tuple[np.ndarray, Any]:
-        X = self._features.transform(mentions)
-        return self._clf.predict_proba(X)[:, 1], X
+        X = self._transform(mentions)
+        clf = self._clf
+        if isinstance(clf, LogisticRegression) and clf.coef_.shape[0] == 1:
+            # expit(X·w + b) is exactly what predict_proba computes for a binary model.
+            logit = np.asarray(X @ clf.coef_[0]).ravel() + clf.intercept_[0]
+            return expit(logit), X
+        return clf.predict_proba(X)[:, 1], X
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probability that each text is about North Korea–Russia cooperation."""
@@ -123,8 +172,13 @@ class Model:
             raise ClassifierError(f"scoring failed: {exc}") from exc
         return proba
 
-    def score(self, texts: Sequence[str]) -> list[Scored]:
-        """Scores, decisions at ``threshold``, short reasons and (for matches) event types."""
+    def score(self, texts: Sequence[str], *, threshold: float | None = None) -> list[Scored]:
+        """Scores, decisions, one-line reasons and (for matches) event types.
+
+        ``threshold`` overrides the model's own (e.g. an operator's setting), so that
+        match, reason and event type all agree with the decision actually taken.
+        """
+        cut = self.threshold if threshold is None else float(threshold)
         if isinstance(texts, str):
             raise ClassifierError("score takes a sequence of texts, not one string")
         if len(texts) == 0:
@@ -132,7 +186,7 @@ class Model:
         try:
             mentions = self.annotate(texts)
             proba, X = self._proba_from(mentions)
-            matched = np.flatnonzero(proba >= self.threshold)
+            matched = np.flatnonzero(proba >= cut)
             events = self._event_types([mentions[i] for i in matched])
         except ClassifierError:
             raise
@@ -144,24 +198,26 @@ class Model:
             match = i in event_of
             top = self._top(X[i], float(p), m) if match else ()
             results.append(Scored(score=float(p), match=match,
-                                  reason=self._reason(m, float(p), match, top),
+                                  reason=self._reason(m, float(p), match, top, cut),
                                   event_type=event_of.get(i), keywords=_keywords(m)))
         return results
 
-    def explain(self, text: str) -> Explanation:
+    def explain(self, text: str, *, threshold: float | None = None) -> Explanation:
         """Everything behind one item's score (computed on request; slower than ``score``)."""
+        cut = self.threshold if threshold is None else float(threshold)
         (m,) = self.annotate([text])
         proba, X = self._proba_from([m])
         p = float(proba[0])
-        match = p >= self.threshold
-        top = self._top(X[0], p, m, k=6, positive_only=False)
+        match = p >= cut
+        top = self._top(X[0], p, m, k=8, positive_only=False, blocks=None)
+        evidence = self._top(X[0], p, m, positive_only=match)
         event = self._event_types([m])[0] if match else None
         return Explanation(
-            text=m.text, score=p, match=match, threshold=self.threshold,
+            text=m.text, score=p, match=match, threshold=cut,
             dprk=Mentions.surfaces(m.dprk), russia=Mentions.surfaces(m.russia),
             cooperation=Mentions.surfaces(m.cooperation), places=Mentions.surfaces(m.places),
             other_states=Mentions.surfaces(m.other_states), top=top, event_type=event,
-            reason=self._reason(m, p, match, top),
+            reason=self._reason(m, p, match, evidence, cut),
         )
 
     # -- helpers ----------------------------------------------------------------------------
@@ -174,7 +230,7 @@ class Model:
         return [str(e) if str(e) in EVENT_GROUPS else "other" for e in predicted]
 
     def _reason(self, m: Mentions, p: float, match: bool,
-                top: Sequence[tuple[str, float]]) -> str:
+                top: Sequence[tuple[str, float]], threshold: float) -> str:
         parts = [f"DPRK: {_short(Mentions.surfaces(m.dprk))}",
                  f"Russia: {_short(Mentions.surfaces(m.russia))}"]
         terms = Mentions.surfaces(m.cooperation)
@@ -184,11 +240,15 @@ class Model:
             parts.append("top: " + ", ".join(
                 f"{'+' if w >= 0 else '-'}{name} {abs(w):.2f}" for name, w in top[:_TOP]))
         if not match:
-            parts.insert(0, f"score {p:.2f} < {self.threshold:.2f}")
+            parts.insert(0, f"score {p:.2f} < {threshold:.2f}")
         return "; ".join(parts)
 
-    def _linear_view(self) -> tuple[list[tuple[str, str]] | None, np.ndarray | None]:
-        """(block, feature) names and weights of the model's linear part, if it has one."""
+    def _linear_view(self) -> tuple[list[tuple[str, int, np.ndarray | None]], np.ndarray | None]:
+        """Feature blocks as (name, first column, readable names or None) and linear weights.
+
+        Names are kept only for readable blocks (words, contexts, rules): the hashed
+        character block has no names worth showing an analyst.
+        """
         clf = self._clf
         linear: Any = None
         if isinstance(clf, LogisticRegression):
@@ -200,23 +260,61 @@ class Model:
             coefs = [c.estimator.coef_[0] for c in clf.calibrated_classifiers_
                      if hasattr(c.estimator, "coef_")]
             linear = np.mean(coefs, axis=0) if coefs else None
-        names: list[tuple[str, str]] = []
+        blocks: list[tuple[str, int, np.ndarray | None]] = []
         features = self._features
         if isinstance(features, FeatureUnion):
+            offset = 0
             for block, transformer in features.transformer_list:
+                if transformer in ("drop", None):
+                    continue
                 last = transformer[-1] if isinstance(transformer, Pipeline) else transformer
-                names.extend((block, str(n)) for n in last.get_feature_names_out())
+                if isinstance(last, HashedCharNgrams):
+                    blocks.append((block, offset, None))
+                    offset += len(last.buckets_)
+                else:
+                    names = np.asarray(last.get_feature_names_out(), dtype=object)
+                    blocks.append((block, offset, names))
+                    offset += len(names)
+            width = offset
         elif isinstance(features, RuleFeatures):
-            names = [("rules", str(n)) for n in features.get_feature_names_out()]
-        if linear is not None and len(linear) != len(names):
+            names = np.asarray(features.get_feature_names_out(), dtype=object)
+            blocks = [("rules", 0, names)]
+            width = len(names)
+        else:
+            width = -1
+        if linear is not None and len(linear) != width:
             linear = None
-        return names, (np.asarray(linear, dtype=float) if linear is not None else None)
+        return blocks, (np.asarray(linear, dtype=float) if linear is not None else None)
+
+    def _readable_labels(self) -> list[tuple[str, str | None]]:
+        """(block, display label or None) for every column, computed once per model."""
+        labels: list[tuple[str, str | None]] = []
+        for block, start, names in self._blocks:
+            labels.extend([("", None)] * (start - len(labels)))
+            if names is not None:
+                labels.extend((block, _display_feature(block, str(n))) for n in names)
+        return labels
+
+    def _feature_label(self, column: int,
+                       blocks: frozenset[str] | None = None) -> str | None:
+        if column >= len(self._labels):
+            return None
+        block, label = self._labels[column]
+        if label is None or (blocks is not None and block not in blocks):
+            return None
+        return label
 
     def _top(self, row: Any, p: float, m: Mentions, *, k: int = _TOP,
-             positive_only: bool = True) -> tuple[tuple[str, float], ...]:
-        """The strongest readable contributions for one feature row."""
-        names = self._names or []
-        if hasattr(row, "tocsr"):
+             positive_only: bool = True,
+             blocks: frozenset[str] | None = _REASON_BLOCKS) -> tuple[tuple[str, float], ...]:
+        """The strongest readable contributions for one feature row.
+
+        ``blocks`` limits which feature blocks may be shown; a model without linear
+        weights (trees on rule features) can only be explained by its rules.
+        """
+        if self._weights is None:
+            blocks = None
+        if sp.issparse(row):
             row = row.tocsr()
             index, values = row.indices, row.data
         else:
@@ -226,16 +324,16 @@ class Model:
         if self._weights is not None:
             contributions = values * self._weights[index]
         else:
-            contributions = self._occlusion(np.asarray(row.toarray() if hasattr(row, "toarray")
-                                                       else row).ravel(), index, p)
-        order = np.argsort(-contributions if positive_only else -np.abs(contributions))
+            dense = np.asarray(row.toarray() if sp.issparse(row) else row).ravel()
+            contributions = self._occlusion(dense, index, p)
+        order = np.argsort(-contributions if positive_only else -np.abs(contributions),
+                           kind="stable")
         out: list[tuple[str, float]] = []
         for j in order:
             c = float(contributions[j])
             if positive_only and c <= 0:
                 break
-            block, name = names[index[j]]
-            label = _display_feature(block, name)
+            label = self._feature_label(int(index[j]), blocks)
             if label is None or abs(c) < 0.005:
                 continue
             out.append((label, round(c, 3)))

@@ -17,36 +17,47 @@ from typing import Any
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, VotingClassifier
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from classifiers.errors import TrainingError
-from classifiers.features import RULE_FEATURES, Annotator, MentionText, RuleFeatures, TailColumns
+from classifiers.features import (
+    RULE_FEATURES,
+    Annotator,
+    CompactTfidfVectorizer,
+    HashedCharNgrams,
+    MentionText,
+    RuleFeatures,
+    TailColumns,
+)
 
 CANDIDATES = ("logreg", "svm", "hgb", "ensemble")
+#: Bumped whenever features or model structure change, so model versions change too.
+PIPELINE_REVISION = 4
 
 
-def text_features(*, word_max_features: int = 20_000, char_max_features: int = 30_000,
+def _tfidf(**params: Any) -> CompactTfidfVectorizer:
+    return CompactTfidfVectorizer(sublinear_tf=True, max_df=0.9, dtype=np.float64, **params)
+
+
+def text_features(*, word_max_features: int = 20_000, char_buckets: int = 2**18,
                   rule_scale: float = 1.0, window: int = 8) -> FeatureUnion:
-    """The shared feature union: masked words, plain characters, rule features (last)."""
+    """The shared feature union: masked words, plain characters, actor contexts, rules (last).
+
+    The rule block must stay last: ``TailColumns`` in the ensemble reads it by position.
+    """
     word = Pipeline([
         ("text", MentionText(view="masked")),
-        ("tfidf", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.9,
-                                  max_features=word_max_features, sublinear_tf=True,
-                                  dtype=np.float64)),
+        ("tfidf", _tfidf(ngram_range=(1, 2), min_df=2, max_features=word_max_features)),
     ])
     char = Pipeline([
         ("text", MentionText(view="plain")),
-        ("tfidf", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3, max_df=0.9,
-                                  max_features=char_max_features, sublinear_tf=True,
-                                  dtype=np.float64)),
+        ("hash", HashedCharNgrams(ngram_range=(3, 5), n_features=char_buckets, min_df=3)),
     ])
     context = Pipeline([
         ("text", MentionText(view="context")),
-        ("tfidf", TfidfVectorizer(min_df=2, max_features=5_000, sublinear_tf=True,
-                                  token_pattern=r"\S+", dtype=np.float64)),
+        ("tfidf", _tfidf(min_df=2, max_features=5_000, token_pattern=r"\S+")),
     ])
     return FeatureUnion([("word", word), ("char", char), ("context", context),
                          ("rules", RuleFeatures(window=window, scale=rule_scale))])
@@ -91,4 +102,10 @@ def build_pipeline(kind: str = "logreg", *, lexicon: dict[str, Any] | None = Non
         raise TrainingError(f"unknown model kind {kind!r}; choose one of {', '.join(CANDIDATES)}")
     if params:
         pipe.set_params(**params)
+    trees = pipe.named_steps["clf"].get_params().get("hgb") if kind == "ensemble" else None
+    if isinstance(trees, Pipeline):
+        # The trees read the rule block by position; keep its width in step with ablations.
+        rules = pipe.named_steps["features"].get_params()["rules"]
+        width = len(RULE_FEATURES) - len(set(rules.exclude) & set(RULE_FEATURES))
+        pipe.set_params(clf__hgb__rules__n=width)
     return pipe
