@@ -22,6 +22,19 @@ from urllib.parse import urlsplit
 _SWEEP_FLOOR = 64
 
 
+class HostPausedError(Exception):
+    """The host asked for a pause longer than the caller is willing to wait in line.
+
+    ``seconds`` is how much of the pause is left, so the caller can reschedule
+    the poll for then instead of holding its place (and its concurrency slot).
+    """
+
+    def __init__(self, host: str, seconds: float) -> None:
+        super().__init__(f"{host} asked for a pause (Retry-After); {seconds:.0f}s left")
+        self.host = host
+        self.seconds = seconds
+
+
 @dataclass(slots=True)
 class _Host:
     """One host's gate. ``users`` counts holders and waiters, so a live entry is never dropped."""
@@ -46,8 +59,11 @@ class HostLimiter:
         min_gap_seconds: float = 1.0,
         global_limit: int = 50,
         *,
+        max_pause_wait: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``max_pause_wait``: a request whose host is paused for longer than this
+        raises ``HostPausedError`` instead of waiting (None: always wait)."""
         if per_host < 1 or global_limit < 1:
             raise ValueError("per_host and global_limit must be at least 1")
         if min_gap_seconds < 0:
@@ -55,6 +71,7 @@ class HostLimiter:
         self.per_host = per_host
         self.min_gap_seconds = min_gap_seconds
         self.global_limit = global_limit
+        self.max_pause_wait = max_pause_wait
         self._clock = clock
         self._global = asyncio.Semaphore(global_limit)
         self._hosts: dict[str, _Host] = {}
@@ -87,16 +104,19 @@ class HostLimiter:
         host.users += 1
         try:
             async with host.semaphore:
-                await self._wait_for_turn(host)
+                await self._wait_for_turn(key, host)
                 async with self._global:
                     yield
         finally:
             host.users -= 1
 
-    async def _wait_for_turn(self, host: _Host) -> None:
+    async def _wait_for_turn(self, key: str, host: _Host) -> None:
         # Reserve a start time before sleeping, so concurrent waiters queue up
         # one gap apart instead of all waking together after one gap.
         now = self._clock()
+        paused = host.paused_until - now
+        if self.max_pause_wait is not None and paused > self.max_pause_wait:
+            raise HostPausedError(key, paused)
         start = max(now, host.next_start, host.paused_until)
         host.next_start = start + self.min_gap_seconds
         if start > now:
