@@ -74,7 +74,22 @@ def parse_feed(
         title=title,
         entries=tuple(entries),
         problem="; ".join(problems) or None,
+        ttl_seconds=_ttl_seconds(feed_info.get("ttl")),
     )
+
+
+_MAX_TTL_MINUTES = 7 * 24 * 60
+
+
+def _ttl_seconds(value: object) -> float | None:
+    """RSS ``<ttl>`` (minutes) as seconds; junk and absurd values are ignored, not trusted."""
+    try:
+        minutes = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    if minutes <= 0 or minutes > _MAX_TTL_MINUTES:
+        return None
+    return minutes * 60.0
 
 
 def _looks_like_feed(parsed: Mapping[str, Any], body: bytes) -> bool:

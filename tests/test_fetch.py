@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.errors import FetchError
+from monitor.errors import FetchError, SettingsError
 from monitor.fetch import (
     ACCEPT_ENCODING,
     FetchLimits,
@@ -30,7 +30,12 @@ from tests.support.feed_server import FeedServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 RSS = (FIXTURES / "rss20_news.xml").read_bytes()
-LIMITS = FetchLimits(connect_timeout=2.0, read_timeout=2.0, total_timeout=5.0, max_bytes=200_000)
+# No random unconditional polls here: these tests assert what each conditional GET sends
+# (the 1 % default is tested with a seeded rng in test_politeness.py).
+LIMITS = FetchLimits(
+    connect_timeout=2.0, read_timeout=2.0, total_timeout=5.0, max_bytes=200_000,
+    unconditional_probability=0.0,
+)
 LAST_MODIFIED = "Wed, 19 Jun 2024 03:10:00 GMT"
 
 
@@ -40,7 +45,16 @@ def server() -> Iterator[FeedServer]:
         yield srv
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+try:
+    import httpx_aiohttp  # noqa: F401
+
+    HAVE_AIOHTTP = True
+except ImportError:  # the fallback transport must still pass everything
+    HAVE_AIOHTTP = False
+needs_aiohttp = pytest.mark.skipif(not HAVE_AIOHTTP, reason="httpx-aiohttp is not installed")
+
+
+@pytest.fixture(params=[pytest.param("aiohttp", marks=needs_aiohttp), "httpx"])
 async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
     """Every behaviour must hold on both transports: the fast one and httpx's own fallback."""
     async with build_client(replace(LIMITS, transport=request.param)) as c:
@@ -499,3 +513,162 @@ async def test_feed_server_close_leaves_no_threads_or_sockets() -> None:
     assert leftover == []
     with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
         probe.connect(("127.0.0.1", int(srv.base_url.rsplit(":", 1)[1])))
+
+
+# -- brotli, cookies, headers and the transport choice ------------------------------------------
+
+brotli = pytest.importorskip("brotli") if "br" in ACCEPT_ENCODING else None
+needs_brotli = pytest.mark.skipif(brotli is None, reason="no bounded brotli decoder installed")
+
+
+@needs_brotli
+async def test_brotli_body_is_decompressed(server: FeedServer, client: httpx.AsyncClient) -> None:
+    assert brotli is not None
+    url = server.add_status(
+        "/rss.br", 200, headers={"Content-Encoding": "br"}, body=brotli.compress(RSS)
+    )
+    result = await fetch_feed(client, feed_for(url), None, LIMITS)
+    assert result.body == RSS
+
+
+@needs_brotli
+async def test_brotli_bomb_is_stopped_without_inflating_it(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    assert brotli is not None
+    packed = brotli.compress(b"<rss>" + b" " * 50_000_000, quality=1)
+    assert len(packed) < 200_000
+    url = server.add_status("/bomb.br", 200, headers={"Content-Encoding": "br"}, body=packed)
+    was_tracing = tracemalloc.is_tracing()
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        error = await fetch_error(client, url)
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    assert error.kind == "too_large"
+    assert peak < 5_000_000
+
+
+@needs_brotli
+@pytest.mark.parametrize("body", [b"not brotli at all", "truncated"])
+async def test_corrupt_or_truncated_brotli_is_a_protocol_error(
+    server: FeedServer, client: httpx.AsyncClient, body: bytes | str
+) -> None:
+    assert brotli is not None
+    data = brotli.compress(RSS)[:-20] if body == "truncated" else body
+    assert isinstance(data, bytes)
+    url = server.add_status("/bad.br", 200, headers={"Content-Encoding": "br"}, body=data)
+    error = await fetch_error(client, url)
+    assert error.kind == "protocol"
+
+
+async def test_cookies_from_one_feed_are_never_sent_back(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    first = server.add_file("/a.xml", RSS, headers={"Set-Cookie": "track=1; Path=/"})
+    second = server.add_file("/b.xml", RSS)
+    await fetch_feed(client, feed_for(first), None, LIMITS)
+    await fetch_feed(client, feed_for(second), None, LIMITS)
+    assert all("cookie" not in r.headers for r in server.requests)
+
+
+async def test_oversized_response_headers_are_a_protocol_error(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    url = server.add_status("/fat", 200, headers={"X-Padding": "p" * 150_000}, body=RSS)
+    error = await fetch_error(client, url)
+    assert error.kind == "protocol"
+
+
+@needs_aiohttp
+async def test_build_client_picks_the_fast_transport_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with build_client(LIMITS) as fast, build_client(
+        replace(LIMITS, transport="httpx")
+    ) as plain:
+        assert getattr(fast, "direct_transport", None) is not None
+        assert getattr(plain, "direct_transport", None) is None
+    # Behind a proxy, requests must go through httpx's proxy routing, not straight out.
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    async with build_client(LIMITS) as proxied:
+        assert getattr(proxied, "direct_transport", None) is None
+
+
+def test_unknown_transport_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError):
+        build_client(replace(LIMITS, transport="curl"))
+
+
+# -- what the server says about the feed's future ------------------------------------------------
+
+
+async def test_permanent_redirect_is_reported_for_the_store(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    final = server.add_file("/v2/feed.xml", RSS)
+    server.add_redirect("/v1/feed.xml", "/v2/feed.xml", status=308)
+    start = server.add_redirect("/feed.rss", "/v1/feed.xml", status=301)
+    result = await fetch_feed(client, feed_for(start), None, LIMITS)
+    assert result.permanent_redirect == final
+
+
+async def test_a_temporary_hop_ends_the_permanent_move(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    server.add_file("/today.xml", RSS)
+    server.add_redirect("/current", "/today.xml", status=302)
+    start = server.add_redirect("/feed.rss", "/current", status=301)
+    result = await fetch_feed(client, feed_for(start), None, LIMITS)
+    # the feed moved to /current for good; where /current points today may change
+    assert result.permanent_redirect == server.url("/current")
+
+    temporary = server.add_redirect("/promo.rss", "/feed.rss", status=307)
+    result = await fetch_feed(client, feed_for(temporary), None, LIMITS)
+    assert result.permanent_redirect is None
+
+
+async def test_validators_follow_a_feed_that_moved(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    new_home = server.add_file("/new.xml", RSS, etag='"v1"')
+    state = FeedState(name="desk", url=server.url("/old.xml"), etag='"v1"', moved_to=new_home)
+    result = await fetch_feed(client, feed_for(new_home), state, LIMITS)
+    assert result.not_modified
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Cache-Control": "public, max-age=900"}, 900.0),
+        ({"Cache-Control": "max-age=\"60\", must-revalidate",
+          "Expires": "Wed, 19 Jun 2024 05:00:00 GMT"}, 60.0),  # max-age wins
+        ({"Expires": "0"}, 0.0),
+        ({"Cache-Control": "no-cache"}, None),
+        ({}, None),
+    ],
+)
+async def test_cache_headers_become_a_floor_for_the_next_poll(
+    server: FeedServer, client: httpx.AsyncClient, headers: dict[str, str],
+    expected: float | None,
+) -> None:
+    url = server.add_file("/cached.xml", RSS, headers=headers)
+    result = await fetch_feed(client, feed_for(url), None, LIMITS)
+    assert result.server_min_seconds == expected
+
+
+async def test_expires_is_measured_against_the_servers_date(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    # The test server stamps its own Date (now); the feed expires half an hour later.
+    expires = format_datetime(datetime.now(UTC) + timedelta(seconds=1800), usegmt=True)
+    url = server.add_file("/expiring.xml", RSS, headers={"Expires": expires})
+    result = await fetch_feed(client, feed_for(url), None, LIMITS)
+    assert result.server_min_seconds == pytest.approx(1800, abs=5)

@@ -255,3 +255,12 @@ def test_max_items_keeps_the_first_entries_and_says_so() -> None:
     assert "10" in parsed.problem
     assert parse_feed("busy", body, max_items=30).problem is None
 
+
+
+@pytest.mark.parametrize(("ttl", "expected"), [("45", 2700.0), (" 5 ", 300.0), ("0", None),
+                                               ("soon", None), ("999999", None), (None, None)])
+def test_rss_ttl_is_read_as_a_polling_hint(ttl: str | None, expected: float | None) -> None:
+    tag = f"<ttl>{ttl}</ttl>" if ttl is not None else ""
+    body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{tag}'
+            '<item><title>a</title><link>https://example.org/a</link></item></channel></rss>')
+    assert parse_feed("ttl", body.encode()).ttl_seconds == expected
