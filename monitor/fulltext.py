@@ -299,7 +299,8 @@ def require_extractor() -> None:
         import trafilatura  # noqa: F401
     except ImportError as exc:
         raise SettingsError(
-            "fulltext.enabled is true but trafilatura is not installed: pip install trafilatura"
+            f"fulltext.enabled is true but trafilatura cannot be imported ({exc}): "
+            'pip install ".[fulltext]"'
         ) from exc
 
 
