@@ -31,6 +31,7 @@ from monitor.lifecycle import LifecyclePolicy
 from monitor.models import Feed
 from monitor.parse_pool import ParserPool
 from monitor.pipeline import FeedReport, PipelineDeps, run_feed
+from monitor.politeness import HostLimiter
 from monitor.schedule import TaskTracker, build_scheduler, reschedule
 from monitor.settings import Settings
 from monitor.store.sqlite import SqliteStore
@@ -38,6 +39,8 @@ from monitor.store.sqlite import SqliteStore
 log = logging.getLogger("monitor")
 
 SHUTDOWN_GRACE_SECONDS = 15.0
+MAX_HOST_PAUSE_WAIT_SECONDS = 30.0
+"""A feed whose host asked for a longer pause (429/503) is rescheduled, not queued."""
 
 
 def utc_now() -> datetime:
@@ -65,7 +68,10 @@ def fetch_limits(settings: Settings) -> FetchLimits:
         total_timeout=f.total_timeout,
         max_bytes=f.max_bytes,
         max_redirects=f.max_redirects,
-        user_agent=f.user_agent,
+        user_agent=f.effective_user_agent,
+        unconditional_probability=f.unconditional_probability,
+        transport=f.transport,
+        max_connections=max(settings.schedule.max_concurrent_feeds, 10),
     )
 
 
@@ -208,6 +214,12 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         parse=parser.parse,
         lifecycle=lifecycle_policy(settings),
         enrich=enrich,
+        limiter=HostLimiter(
+            per_host=settings.fetch.per_host_concurrency,
+            min_gap_seconds=settings.fetch.min_host_gap_seconds,
+            global_limit=settings.schedule.max_concurrent_feeds,
+            max_pause_wait=MAX_HOST_PAUSE_WAIT_SECONDS,
+        ),
     )
     log.info(
         "monitor ready: %d feeds, model %s (threshold %.2f), store %s, alerts to %s",

@@ -20,7 +20,8 @@ class FetchError(MonitorError):
     """A feed could not be fetched.
 
     ``kind`` is a short machine-readable label (``timeout``, ``http_status``,
-    ``too_large``, ``too_many_redirects``, ``connect``, ``file``, ``invalid_url``)
+    ``too_large``, ``too_many_redirects``, ``connect``, ``file``, ``invalid_url``,
+    ``host_paused``)
     so that counters and back-off can tell failure types apart.
     """
 

@@ -25,8 +25,9 @@ from monitor.dedupe import dedupe_batch
 from monitor.errors import FetchError, MonitorError, StoreError
 from monitor.fetch import FetchLimits, fetch_feed
 from monitor.lifecycle import LifecyclePolicy, PollOutcome, after_poll, effective_url
-from monitor.models import Article, Feed, FeedState, ParsedFeed, Verdict
+from monitor.models import Article, Feed, FeedState, FetchResult, ParsedFeed, Verdict
 from monitor.normalise import normalise_entries
+from monitor.politeness import HostLimiter, HostPausedError
 from monitor.store.base import Store
 
 log = logging.getLogger("monitor.pipeline")
@@ -50,6 +51,8 @@ class PipelineDeps:
     rng: random.Random = dataclasses.field(default_factory=random.Random)
     enrich: EnrichFn | None = None
     """Optional full-text step between dedupe and classify."""
+    limiter: HostLimiter | None = None
+    """Per-host concurrency and spacing; None (tests, tools) means no host limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +106,32 @@ def _record_batch(
     return new, alerts
 
 
+async def _polite_fetch(target: Feed, state: FeedState | None, deps: PipelineDeps) -> FetchResult:
+    """Fetch within the host's politeness limits; a 429/503 pauses the whole host."""
+    limiter = deps.limiter
+    if limiter is None:
+        return await fetch_feed(deps.client, target, state, deps.fetch_limits, rng=deps.rng)
+    try:
+        async with limiter.slot(target.url):
+            try:
+                return await fetch_feed(
+                    deps.client, target, state, deps.fetch_limits, rng=deps.rng
+                )
+            except FetchError as exc:
+                if exc.retry_after and exc.status in (429, 503):
+                    limiter.pause(target.url, exc.retry_after)
+                raise
+    except HostPausedError as exc:
+        # Rescheduled for the end of the pause, rather than parked in the queue
+        # holding one of the daemon's concurrent-feed slots for that long.
+        raise FetchError("host_paused", f"not polled: {exc}", retry_after=exc.seconds) from exc
+
+
 async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
                 progress: _Progress) -> PollOutcome:
     """Fetch and process; raises typed errors for the caller to record."""
     target = dataclasses.replace(feed, url=effective_url(feed, state))
-    result = await fetch_feed(deps.client, target, state, deps.fetch_limits)
+    result = await _polite_fetch(target, state, deps)
     progress.http_status = result.status
     moved = result.permanent_redirect
     if result.body is None:

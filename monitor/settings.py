@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from monitor.errors import SettingsError
+from monitor.politeness import build_user_agent
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_CONFIG = "MONITOR_CONFIG"
@@ -79,9 +80,25 @@ class FetchSettings(_Section):
     max_bytes: int = Field(default=5_000_000, ge=10_000, le=200_000_000)
     max_redirects: int = Field(default=5, ge=0, le=20)
     max_items: int = Field(default=500, ge=1, le=10_000)
-    user_agent: str = (
-        "dprk-russia-news-monitor/0.1 (+https://github.com/news-monitor; analysts' alert bot)"
-    )
+    contact_url: str = "https://github.com/news-monitor"
+    """Where a publisher can reach whoever runs this daemon; goes into the User-Agent."""
+    user_agent: str | None = None
+    """A complete User-Agent instead of the one built from contact_url."""
+    per_host_concurrency: int = Field(default=2, ge=1, le=50)
+    min_host_gap_seconds: float = Field(default=1.0, ge=0, le=600)
+    unconditional_probability: float = Field(default=0.01, ge=0, le=1)
+    transport: Literal["auto", "aiohttp", "httpx"] = "auto"
+
+    @field_validator("contact_url")
+    @classmethod
+    def _check_contact(cls, value: str) -> str:
+        if not value.strip().startswith(("http://", "https://", "mailto:")):
+            raise ValueError(f"{value!r} must be an http(s):// or mailto: URL")
+        return value.strip()
+
+    @property
+    def effective_user_agent(self) -> str:
+        return self.user_agent or build_user_agent(self.contact_url)
 
 
 class StorageSettings(_Section):

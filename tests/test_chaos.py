@@ -33,17 +33,24 @@ def test_hostile_feeds_fail_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             "Laughs": server.add_file(
                 "/laughs.xml", (FIXTURES / "hostile" / "billion_laughs.xml").read_bytes()),
             "Loop": server.add_redirect("/loop-a.xml", "/loop-b.xml", 302),
-            "Limited": server.add_status("/limited.xml", 429, headers={"Retry-After": "7200"}),
+            # Another host name for the same server: the 429 pauses that host only.
+            "Limited": server.add_status(
+                "/limited.xml", 429, headers={"Retry-After": "7200"}
+            ).replace("127.0.0.1", "localhost"),
+            "Moved": server.add_redirect("/old-home.xml", "/new-home.xml", 301),
             "Gone": server.add_status("/gone.xml", 410),
             "NotFeed": server.add_file("/page.html", b"<html><body>hello</body></html>",
                                        content_type="text/html"),
         }
         server.add_redirect("/loop-b.xml", "/loop-a.xml", 302)
+        server.add_file("/new-home.xml", HEALTHY, etag='"new-home-v1"')
         feeds = "".join(f'\n[[feeds]]\nname = "{n}"\nurl = "{u}"\n' for n, u in routes.items())
         config = tmp_path / "monitor.toml"
         config.write_text(f"""
 [fetch]
 total_timeout = 3
+per_host_concurrency = 20
+min_host_gap_seconds = 0
 max_bytes = 1000000
 max_redirects = 3
 [storage]
@@ -81,6 +88,15 @@ max_article_age_hours = 0
         # 410 disables the feed; the next cycle does not request it again
         assert states["Gone"].disabled
         store.close()
+        # 301: the stored address follows the move, and the next cycle goes straight there
+        assert states["Moved"].moved_to == server.url("/new-home.xml")
+        assert states["Moved"].consecutive_errors == 0
         hits_before = server.hits("/gone.xml")
+        old_home_before = server.hits("/old-home.xml")
         assert main(["once", "--config", str(config)]) == 0
         assert server.hits("/gone.xml") == hits_before
+        assert server.hits("/old-home.xml") == old_home_before
+        new_home = [r for r in server.requests if r.path == "/new-home.xml"]
+        assert len(new_home) == 2
+        # the moved feed keeps its validators: a conditional GET, not a full download
+        assert new_home[-1].headers.get("if-none-match") == '"new-home-v1"'

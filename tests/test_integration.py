@@ -76,6 +76,8 @@ max_backoff_seconds = 2
 
 [fetch]
 total_timeout = 10
+unconditional_probability = 0    # the second cycle must send its validators
+min_host_gap_seconds = 0.05      # every feed here is on one host
 """
     for name, path in [("Desk", "/desk.xml"), ("Wire", "/wire.xml"),
                        ("Patchy", "/patchy.xml"), ("Broken", "/broken.xml")]:
