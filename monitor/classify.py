@@ -37,12 +37,16 @@ class ArticleClassifier:
         if not articles:
             return []
         try:
-            scored = self.model.score([article.text for article in articles])
+            # The threshold goes in, so the match, its reason and its event type all
+            # follow the operator's threshold rather than the one stored with the model.
+            scored = self.model.score(
+                [article.text for article in articles], threshold=self.threshold
+            )
         except ClassifierError as exc:
             raise ClassifyError(f"model {self.version} failed: {exc}") from exc
         verdicts = []
         for article, result in zip(articles, scored, strict=True):
-            match = result.score >= self.threshold
+            match = bool(result.match)
             verdicts.append(
                 Verdict(
                     article_id=article.id,

@@ -174,7 +174,9 @@ def _load_classifier(settings: Settings, model: str | None, threshold: float | N
     from monitor.classify import ArticleClassifier
 
     path = Path(model) if model else settings.model_file
-    return ArticleClassifier.load(path, threshold=threshold or settings.classifier.threshold)
+    return ArticleClassifier.load(
+        path, threshold=threshold if threshold is not None else settings.classifier.threshold
+    )
 
 
 def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -195,9 +197,10 @@ def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         for batch in _batches(_read_jsonl(stream, source), 2000):
-            results = model.score([_text(item) for item in batch])
+            results = model.score([_text(item) for item in batch],
+                                  threshold=classifier.threshold)
             for item, result in zip(batch, results, strict=True):
-                match = result.score >= classifier.threshold
+                match = result.match
                 record = {
                     "id": item.get("id"),
                     "score": round(float(result.score), 6),
