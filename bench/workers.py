@@ -58,6 +58,7 @@ USER_AGENT = "dprk-russia-news-monitor-bench/0.1 (+https://example.invalid/bench
 @dataclass(frozen=True, slots=True)
 class _Score:
     score: float
+    match: bool
     reason: str
     event_type: str | None
     keywords: tuple[str, ...]
@@ -69,14 +70,16 @@ class KeywordScorer:
     threshold = 0.5
     version = "bench-keyword-stand-in"
 
-    def score(self, texts: Sequence[str]) -> list[_Score]:
+    def score(self, texts: Sequence[str], *, threshold: float | None = None) -> list[_Score]:
+        cut = self.threshold if threshold is None else threshold
         out = []
         for text in texts:
             low = text.lower()
             hits = tuple(k for k in ("north korea", "pyongyang", "russia", "moscow") if k in low)
             both = bool({"north korea", "pyongyang"} & set(hits)) and bool(
                 {"russia", "moscow"} & set(hits))
-            out.append(_Score(0.9 if both else 0.05, "keywords: " + ", ".join(hits),
+            value = 0.9 if both else 0.05
+            out.append(_Score(value, value >= cut, "keywords: " + ", ".join(hits),
                               "cooperation" if both else None, hits))
         return out
 
