@@ -13,6 +13,7 @@ import pytest
 
 from monitor.cli import main
 from monitor.store.sqlite import SqliteStore
+from tests.support.configs import write_config
 from tests.support.feed_server import FeedServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,22 +45,14 @@ def test_hostile_feeds_fail_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         }
         server.add_redirect("/loop-b.xml", "/loop-a.xml", 302)
         server.add_file("/new-home.xml", HEALTHY, etag='"new-home-v1"')
-        feeds = "".join(f'\n[[feeds]]\nname = "{n}"\nurl = "{u}"\n' for n, u in routes.items())
-        config = tmp_path / "monitor.toml"
-        config.write_text(f"""
+        config = write_config(tmp_path, routes, """
 [fetch]
 total_timeout = 3
 per_host_concurrency = 20
 min_host_gap_seconds = 0
 max_bytes = 1000000
 max_redirects = 3
-[storage]
-database_url = "sqlite:///{tmp_path}/state.db"
-[classifier]
-keywords_path = "{REPO / 'config' / 'keywords.toml'}"
-[alerts]
-max_article_age_hours = 0
-{feeds}""")
+""")
         started = time.monotonic()
         assert main(["once", "--config", str(config)]) == 0
         elapsed = time.monotonic() - started

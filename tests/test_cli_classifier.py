@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
+from tests.support.configs import write_config
 
 REPO = Path(__file__).resolve().parent.parent
 REPLAY = REPO / "examples" / "replay" / "world_desk.xml"
@@ -23,19 +24,7 @@ NEGATIVE = {"title": "Heavy snow closes schools across Hokkaido",
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key in ("SLACK_BOT_TOKEN", "SLACK_CHANNEL", "SLACK_WEBHOOK_URL", "MONITOR_MODEL_PATH"):
         monkeypatch.delenv(key, raising=False)
-    path = tmp_path / "monitor.toml"
-    path.write_text(f"""
-[storage]
-database_url = "sqlite:///{tmp_path}/state.db"
-[classifier]
-keywords_path = "{REPO / 'config' / 'keywords.toml'}"
-[alerts]
-max_article_age_hours = 0
-[[feeds]]
-name = "Replay"
-url = "{REPLAY.as_uri()}"
-""")
-    return path
+    return write_config(tmp_path, {"Replay": REPLAY.as_uri()})
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,

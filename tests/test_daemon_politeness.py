@@ -7,48 +7,23 @@ and checks the request log the server kept, not the client's intentions.
 from __future__ import annotations
 
 import itertools
-import time
+import json
 from pathlib import Path
 
 import pytest
 
 from monitor.cli import main
 from monitor.store.sqlite import SqliteStore
-from tests.support.feed_server import FeedServer, RecordedRequest, _Route
+from tests.support.configs import write_config
+from tests.support.feed_server import TimedServer
 
-REPO = Path(__file__).resolve().parent.parent
-BODY = (REPO / "tests" / "fixtures" / "integration" / "desk_rss.xml").read_bytes()
+BODY = (Path(__file__).parent / "fixtures" / "integration" / "desk_rss.xml").read_bytes()
 GAP = 0.3
 
 
-class ArrivalServer(FeedServer):
-    """Notes when each request arrived and how many were being served at once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrivals: list[tuple[float, str]] = []
-
-    def _record(self, request: RecordedRequest) -> _Route | None:
-        self.arrivals.append((time.monotonic(), request.path))
-        return super()._record(request)
-
-
-def write_config(tmp_path: Path, feeds: dict[str, str], **fetch: object) -> Path:
-    fetch_lines = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in fetch.items())
-    body = f"""
-[fetch]
-{fetch_lines}
-[storage]
-database_url = "sqlite:///{tmp_path}/state.db"
-[classifier]
-keywords_path = "{REPO / 'config' / 'keywords.toml'}"
-[alerts]
-max_article_age_hours = 0
-"""
-    body += "".join(f'\n[[feeds]]\nname = "{n}"\nurl = "{u}"\n' for n, u in feeds.items())
-    path = tmp_path / "monitor.toml"
-    path.write_text(body)
-    return path
+def config_with_fetch(tmp_path: Path, feeds: dict[str, str], **fetch: object) -> Path:
+    lines = "".join(f"{key} = {json.dumps(value)}\n" for key, value in fetch.items())
+    return write_config(tmp_path, feeds, "[fetch]\n" + lines)
 
 
 @pytest.fixture(autouse=True)
@@ -58,9 +33,9 @@ def console_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_one_host_is_polled_one_at_a_time_with_gaps_and_a_contact(tmp_path: Path) -> None:
-    with ArrivalServer() as server:
+    with TimedServer() as server:
         feeds = {f"Section {i}": server.add_file(f"/s{i}.xml", BODY) for i in range(4)}
-        config = write_config(
+        config = config_with_fetch(
             tmp_path, feeds, per_host_concurrency=1, min_host_gap_seconds=GAP,
             contact_url="mailto:desk@example.org",
         )
@@ -75,12 +50,13 @@ def test_one_host_is_polled_one_at_a_time_with_gaps_and_a_contact(tmp_path: Path
 
 
 def test_a_host_that_asks_for_a_long_pause_is_left_alone(tmp_path: Path) -> None:
-    with ArrivalServer() as server:
+    with TimedServer() as server:
         feeds = {
             "Limited": server.add_status("/limited.xml", 429, headers={"Retry-After": "3600"}),
             "Sibling": server.add_file("/sibling.xml", BODY),
         }
-        config = write_config(tmp_path, feeds, per_host_concurrency=1, min_host_gap_seconds=0)
+        config = config_with_fetch(tmp_path, feeds, per_host_concurrency=1,
+                                   min_host_gap_seconds=0)
         assert main(["once", "--config", str(config)]) == 0
         sibling_hits = server.hits("/sibling.xml")
 

@@ -74,6 +74,22 @@ async def fetch_error(
     return info.value
 
 
+async def fetch_error_with_peak_memory(
+    client: httpx.AsyncClient, url: str
+) -> tuple[FetchError, int]:
+    """The fetch's error and the most memory Python allocated during it (bytes)."""
+    was_tracing = tracemalloc.is_tracing()
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        error = await fetch_error(client, url)
+        return error, tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+
+
 # -- success and conditional GET -----------------------------------------------------------
 
 
@@ -338,16 +354,7 @@ async def test_gzip_bomb_is_stopped_without_inflating_it(
     packed = gzip.compress(b"<rss>" + b" " * 20_000_000, compresslevel=9)
     assert len(packed) < 64 * 1024
     url = server.add_status("/bomb.gz", 200, headers={"Content-Encoding": "gzip"}, body=packed)
-    was_tracing = tracemalloc.is_tracing()
-    tracemalloc.start()
-    try:
-        baseline = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        error = await fetch_error(client, url)
-        peak = tracemalloc.get_traced_memory()[1] - baseline
-    finally:
-        if not was_tracing:
-            tracemalloc.stop()
+    error, peak = await fetch_error_with_peak_memory(client, url)
     assert error.kind == "too_large"
     assert peak < 5_000_000
 
@@ -539,16 +546,7 @@ async def test_brotli_bomb_is_stopped_without_inflating_it(
     packed = brotli.compress(b"<rss>" + b" " * 50_000_000, quality=1)
     assert len(packed) < 200_000
     url = server.add_status("/bomb.br", 200, headers={"Content-Encoding": "br"}, body=packed)
-    was_tracing = tracemalloc.is_tracing()
-    tracemalloc.start()
-    try:
-        baseline = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        error = await fetch_error(client, url)
-        peak = tracemalloc.get_traced_memory()[1] - baseline
-    finally:
-        if not was_tracing:
-            tracemalloc.stop()
+    error, peak = await fetch_error_with_peak_memory(client, url)
     assert error.kind == "too_large"
     assert peak < 5_000_000
 

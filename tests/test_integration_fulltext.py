@@ -10,6 +10,7 @@ import pytest
 
 from monitor.cli import main
 from monitor.store.sqlite import SqliteStore
+from tests.support.configs import write_config
 from tests.support.feed_server import FeedServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,20 +34,10 @@ def test_full_text_enrichment(tmp_path: Path, enabled: bool,
         page_url = server.add_file("/story.html", PAGE.read_bytes(),
                                    content_type="text/html; charset=utf-8")
         feed_url = server.add_file("/short.xml", FEED.format(page=page_url).encode())
-        config = tmp_path / "monitor.toml"
-        config.write_text(f"""
-[storage]
-database_url = "sqlite:///{tmp_path}/state.db"
-[classifier]
-keywords_path = "{REPO / 'config' / 'keywords.toml'}"
-[alerts]
-max_article_age_hours = 0
+        config = write_config(tmp_path, {"Short": feed_url}, f"""
 [fulltext]
 enabled = {str(enabled).lower()}
 allow_hosts = ["127.0.0.1"]
-[[feeds]]
-name = "Short"
-url = "{feed_url}"
 """)
         assert main(["once", "--config", str(config)]) == 0
         assert server.hits("/story.html") == (1 if enabled else 0)

@@ -25,7 +25,7 @@ from monitor.politeness import (
     build_user_agent,
     should_refetch_unconditionally,
 )
-from tests.support.feed_server import FeedServer, RecordedRequest, _Route
+from tests.support.feed_server import TimedServer
 
 RSS = (Path(__file__).parent / "fixtures" / "feeds" / "rss20_news.xml").read_bytes()
 LIMITS = FetchLimits(
@@ -33,18 +33,6 @@ LIMITS = FetchLimits(
     unconditional_probability=0.0,
 )
 SLOW = 0.2  # seconds the slow route waits before answering
-
-
-class TimedServer(FeedServer):
-    """A FeedServer that also notes when each request arrived (server-side clock)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrivals: list[tuple[float, str]] = []
-
-    def _record(self, request: RecordedRequest) -> _Route | None:
-        self.arrivals.append((time.monotonic(), request.path))
-        return super()._record(request)
 
 
 @pytest.fixture

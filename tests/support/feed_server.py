@@ -16,6 +16,7 @@ import email.utils
 import gzip
 import socket
 import threading
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -333,3 +334,19 @@ def _not_modified(route: _Route, headers: dict[str, str]) -> bool:
     except (TypeError, ValueError):
         return False
     return modified <= since
+
+
+class TimedServer(FeedServer):
+    """A FeedServer that also notes when each request arrived (server-side clock).
+
+    Politeness is judged where the publisher sees it: by arrival times, not by
+    timers in the client.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[tuple[float, str]] = []
+
+    def _record(self, request: RecordedRequest) -> _Route | None:
+        self.arrivals.append((time.monotonic(), request.path))
+        return super()._record(request)
