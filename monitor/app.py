@@ -198,7 +198,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     parse = settings.parse
     parser = await stack.enter_async_context(
         ParserPool(workers=parse.workers, timeout_seconds=parse.timeout_seconds,
-                   memory_limit_mb=parse.memory_limit_mb)
+                   memory_limit_mb=parse.memory_limit_mb, fast_path=parse.fast_path)
     )
     enrich = None
     if settings.fulltext.enabled:

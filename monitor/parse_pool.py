@@ -76,6 +76,7 @@ class _Request:
     max_items: int
     max_entity_declarations: int
     timeout_seconds: float
+    fast_path: bool = True
 
 
 def _worker_main(sock: socket.socket, memory_limit_bytes: int) -> None:
@@ -134,6 +135,7 @@ def _worker_parse(request: _Request) -> tuple[Any, ...]:
                 base_url=request.base_url,
                 max_items=request.max_items,
                 max_entity_declarations=request.max_entity_declarations,
+                fast_path=request.fast_path,
             )
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -322,6 +324,7 @@ class ParserPool:
         *,
         kill_grace_seconds: float = 2.0,
         start_timeout_seconds: float = 60.0,
+        fast_path: bool = True,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -330,6 +333,7 @@ class ParserPool:
         self.workers = workers
         self.timeout_seconds = timeout_seconds
         self.memory_limit_mb = memory_limit_mb
+        self.fast_path = fast_path
         self.kill_grace_seconds = kill_grace_seconds
         self.start_timeout_seconds = start_timeout_seconds
         self.counts: Counter[str] = Counter()
@@ -395,7 +399,7 @@ class ParserPool:
             await self.start()
         request = _Request(
             feed_name, body, content_type, base_url, max_items, max_entity_declarations,
-            self.timeout_seconds,
+            self.timeout_seconds, self.fast_path,
         )
         slot = await self._idle.get()
         if slot is None or self._closed:

@@ -132,6 +132,8 @@ class ParseSettings(_Section):
     workers: int = Field(default=2, ge=1, le=64)
     timeout_seconds: float = Field(default=20, gt=0, le=600)
     memory_limit_mb: int = Field(default=512, ge=64, le=65_536)
+    fast_path: bool = True
+    """Read plain UTF-8 RSS 2.0/Atom 1.0 without feedparser (see monitor.fastparse)."""
 
 
 class AlertSettings(_Section):
