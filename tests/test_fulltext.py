@@ -16,19 +16,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from monitor.countries import CountryTerms, load_country_terms, mentions_country
 from monitor.errors import FetchError, SettingsError
 from monitor.fetch import FetchLimits, build_client
 from monitor.fulltext import (
     DEFAULT_LIMITS,
-    CountryTerms,
     FullTextEnricher,
     build_fulltext_client,
     enrich,
     extend_summary,
     fetch_full_text,
     fetch_page,
-    load_country_terms,
-    mentions_country,
     needs_full_text,
 )
 from monitor.models import Article

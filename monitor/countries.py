@@ -1,0 +1,99 @@
+"""Is North Korea or Russia named at all? The cheap question asked before the costly ones.
+
+Two steps use it as a pre-filter: full text (fetch the page only for items that
+name a country) and classification (an item that names neither country by any
+alias in the analysts' keyword file cannot be about their cooperation, so the
+model need not score it). The terms come from the [dprk] and [russia] sections of
+config/keywords.toml. Kept apart from the classifier's own lexicon on purpose:
+these filters only need "is either country named?", and the ``classifiers``
+package is the model's business.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+from monitor.errors import SettingsError
+
+
+class CountryTerms(NamedTuple):
+    """Lower-case names of each country from [dprk] and [russia] of the keyword file."""
+
+    dprk: frozenset[str]
+    russia: frozenset[str]
+
+
+def load_country_terms(path: str | Path, *, include_weak: bool = False) -> CountryTerms:
+    """Read the country sections of config/keywords.toml (every language).
+
+    Weak ("~") terms are left out unless ``include_weak``: fetching pages for
+    every story about a Kim is wasteful, but skipping the model for one would be
+    a missed story.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read keyword file: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
+    return CountryTerms(_section_terms(data, "dprk", path, include_weak),
+                        _section_terms(data, "russia", path, include_weak))
+
+
+def _section_terms(
+    data: dict[str, object], name: str, path: Path, include_weak: bool
+) -> frozenset[str]:
+    section = data.get(name)
+    if not isinstance(section, dict):
+        raise SettingsError(f"{path}: section [{name}] is missing")
+    terms: set[str] = set()
+    for language, values in section.items():
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise SettingsError(f"{path}: [{name}].{language} must be a list of strings")
+        terms.update(
+            v.strip().removeprefix("~").lower() for v in values
+            if v.strip() and (include_weak or not v.startswith("~"))
+        )
+    if not terms:
+        raise SettingsError(f"{path}: section [{name}] has no terms")
+    return frozenset(terms)
+
+
+# Scripts that inflect by suffix (Korean, Cyrillic) match as substrings, as the
+# keyword file says; Latin terms match whole words, "*" marks a prefix.
+_NON_LATIN = re.compile(r"[^\x00-\u024f]")
+_SEPARATOR = r"[\s\-]+"
+_TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "‐": "-", "‑": "-", "–": "-", "—": "-"})
+
+
+def _term_regex(term: str) -> str:
+    core, prefix = (term[:-1], True) if term.endswith("*") else (term, False)
+    if _NON_LATIN.search(core):
+        return re.escape(core)
+    body = _SEPARATOR.join(re.escape(part) for part in re.split(r"[\s\-]+", core) if part)
+    tail = r"\w*" if prefix else ""
+    return rf"(?<!\w){body}{tail}(?!\w)"
+
+
+@functools.lru_cache(maxsize=16)
+def _pattern(terms: frozenset[str]) -> re.Pattern[str] | None:
+    if not terms:
+        return None
+    alternatives = sorted((_term_regex(t) for t in terms), key=len, reverse=True)
+    return re.compile("|".join(alternatives), re.IGNORECASE)
+
+
+def mentions_country(text: str, terms: tuple[Iterable[str], Iterable[str]]) -> bool:
+    """True when ``text`` names North Korea or Russia (either is enough)."""
+    text = text.translate(_TYPOGRAPHY)
+    for group in terms:
+        pattern = _pattern(frozenset(t.lower() for t in group))
+        if pattern is not None and pattern.search(text):
+            return True
+    return False
