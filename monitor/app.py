@@ -25,6 +25,7 @@ from monitor.alerts.notices import Notifier
 from monitor.alerts.outbox import drain_outbox
 from monitor.cadence import CadencePolicy
 from monitor.classify import ArticleClassifier
+from monitor.countries import load_country_terms
 from monitor.decide import AlertRules
 from monitor.fetch import FetchLimits, build_client
 from monitor.lifecycle import LifecyclePolicy
@@ -170,7 +171,7 @@ def _build_enricher(settings: Settings, limits: FetchLimits, stack: AsyncExitSta
     stack.push_async_callback(client.aclose)
     return fulltext.FullTextEnricher(
         client,
-        terms=fulltext.load_country_terms(settings.keywords_file),
+        terms=load_country_terms(settings.keywords_file),
         limits=page_limits,
         allow=ft.allow_hosts,
         max_concurrent=ft.max_concurrent,
@@ -181,7 +182,9 @@ def _build_enricher(settings: Settings, limits: FetchLimits, stack: AsyncExitSta
 
 async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     classifier = ArticleClassifier.load(
-        settings.model_file, threshold=settings.classifier.threshold
+        settings.model_file, threshold=settings.classifier.threshold,
+        prefilter=load_country_terms(settings.keywords_file, include_weak=True)
+        if settings.classifier.prefilter else None,
     )
     store = open_store(settings)
     stack.callback(store.close)

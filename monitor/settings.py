@@ -124,6 +124,8 @@ class ClassifierSettings(_Section):
     keywords_path: str = "keywords.toml"
     threshold: float | None = Field(default=None, gt=0, lt=1)
     target_precision: float = Field(default=0.9, gt=0, lt=1)
+    prefilter: bool = True
+    """Leave items that name neither country unscored (see monitor.classify)."""
 
 
 class ParseSettings(_Section):
