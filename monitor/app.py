@@ -25,7 +25,7 @@ from monitor.alerts.notices import Notifier
 from monitor.alerts.outbox import drain_outbox
 from monitor.cadence import CadencePolicy
 from monitor.classify import ArticleClassifier
-from monitor.countries import load_country_terms
+from monitor.countries import load_country_terms, load_prefilter_terms
 from monitor.decide import AlertRules
 from monitor.fetch import FetchLimits, build_client
 from monitor.lifecycle import LifecyclePolicy
@@ -183,7 +183,7 @@ def _build_enricher(settings: Settings, limits: FetchLimits, stack: AsyncExitSta
 async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     classifier = ArticleClassifier.load(
         settings.model_file, threshold=settings.classifier.threshold,
-        prefilter=load_country_terms(settings.keywords_file, include_weak=True)
+        prefilter=load_prefilter_terms(settings.keywords_file)
         if settings.classifier.prefilter else None,
     )
     store = open_store(settings)

@@ -5,9 +5,9 @@ in Articles and Verdicts only, and a model swap (or an embeddings model) never
 touches feed, storage or Slack code.
 
 With a ``prefilter``, items that name neither North Korea nor Russia by any
-alias in the keyword file (weak ones included) are not scored: they cannot be
-about the two countries' cooperation, and most world news is such items, so
-this saves most of the model's CPU. They get score 0 and a reason saying so.
+alias in the keyword file (weak ones included) nor one of its [places] are not
+scored: they cannot be about the two countries' cooperation, and most world news
+is such items, so this saves most of the model's CPU. They get score 0 and a reason saying so.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from typing import Any
 
 import classifiers
 from classifiers.errors import ClassifierError
-from monitor.countries import CountryTerms, mentions_country
+from monitor.countries import mentions_country
 from monitor.errors import ClassifyError
 from monitor.models import Article, Verdict
 
+Prefilter = tuple[frozenset[str], ...]
+"""Groups of terms (see monitor.countries.load_prefilter_terms); any hit means "score it"."""
 UNSCORED_REASON = "names neither North Korea nor Russia: not scored"
 
 
@@ -29,7 +31,8 @@ class ArticleClassifier:
     """Scores articles with a loaded model and an (optionally overridden) threshold."""
 
     def __init__(
-        self, model: Any, *, threshold: float | None = None, prefilter: CountryTerms | None = None
+        self, model: Any, *, threshold: float | None = None,
+        prefilter: Prefilter | None = None,
     ) -> None:
         self.model = model
         self.threshold = float(threshold if threshold is not None else model.threshold)
@@ -39,7 +42,7 @@ class ArticleClassifier:
     @classmethod
     def load(
         cls, path: Path | None, *, threshold: float | None = None,
-        prefilter: CountryTerms | None = None,
+        prefilter: Prefilter | None = None,
     ) -> ArticleClassifier:
         try:
             model = classifiers.load(path)

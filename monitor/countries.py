@@ -46,6 +46,16 @@ def load_country_terms(path: str | Path, *, include_weak: bool = False) -> Count
                         _section_terms(data, "russia", path, include_weak))
 
 
+def load_prefilter_terms(path: str | Path) -> tuple[frozenset[str], ...]:
+    """Everything that can tie a story to the two countries: both countries' terms, weak
+    ones included, and the [places] section (a headline may name only Khasan and
+    Tumangang). The classification pre-filter scores an item if any of these appears."""
+    countries = load_country_terms(path, include_weak=True)
+    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))  # readable: loaded just above
+    places = _section_terms(data, "places", Path(path), True) if "places" in data else frozenset()
+    return (countries.dprk, countries.russia, places)
+
+
 def _section_terms(
     data: dict[str, object], name: str, path: Path, include_weak: bool
 ) -> frozenset[str]:
@@ -68,12 +78,17 @@ def _section_terms(
 # Scripts that inflect by suffix (Korean, Cyrillic) match as substrings, as the
 # keyword file says; Latin terms match whole words, "*" marks a prefix.
 _NON_LATIN = re.compile(r"[^\x00-\u024f]")
+_CYRILLIC_WORD = re.compile(r"[\u0400-\u04ff]+")
+_MIN_STEMMED = 6
 _SEPARATOR = r"[\s\-]+"
 _TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "‐": "-", "‑": "-", "–": "-", "—": "-"})
 
 
 def _term_regex(term: str) -> str:
     core, prefix = (term[:-1], True) if term.endswith("*") else (term, False)
+    if _CYRILLIC_WORD.fullmatch(core) and len(core) >= _MIN_STEMMED:
+        # Russian inflects at the end of the word: "туманная" is also "туманную".
+        return re.escape(core[:-2])
     if _NON_LATIN.search(core):
         return re.escape(core)
     body = _SEPARATOR.join(re.escape(part) for part in re.split(r"[\s\-]+", core) if part)

@@ -9,7 +9,7 @@ import pytest
 
 from classifiers.data import load_examples
 from monitor.classify import UNSCORED_REASON, ArticleClassifier
-from monitor.countries import load_country_terms
+from monitor.countries import load_prefilter_terms
 from monitor.models import Article
 
 KEYWORDS = Path(__file__).resolve().parent.parent / "config" / "keywords.toml"
@@ -24,7 +24,7 @@ def article(i: int, title: str, summary: str = "") -> Article:
 @pytest.fixture(scope="module")
 def classifiers_pair() -> tuple[ArticleClassifier, ArticleClassifier]:
     plain = ArticleClassifier.load(None)
-    terms = load_country_terms(KEYWORDS, include_weak=True)
+    terms = load_prefilter_terms(KEYWORDS)
     return plain, ArticleClassifier(plain.model, prefilter=terms)
 
 
@@ -52,9 +52,11 @@ def test_order_is_kept_and_weak_aliases_count(
         article(1, "Kim and Putin trade birthday letters pledging closer ties"),
         article(2, "Grain prices fall in Chicago"),
         article(3, "Северная Корея и Россия подписали договор о партнёрстве"),
+        article(4, "Хасан – Туманган: грузовые перевозки по мосту выросли"),
+        article(5, "Мост через Туманную почти достроен"),  # an inflected place name
     ]
     verdicts = filtered.classify(items)
-    assert [v.article_id for v in verdicts] == ["a0", "a1", "a2", "a3"]
-    assert [v.reason == UNSCORED_REASON for v in verdicts] == [True, False, True, False]
+    assert [v.article_id for v in verdicts] == ["a0", "a1", "a2", "a3", "a4", "a5"]
+    assert [v.reason == UNSCORED_REASON for v in verdicts] == [True, False, True, False, False, False]
     assert verdicts[0].score == 0.0 and not verdicts[0].match
     assert verdicts[1].match
