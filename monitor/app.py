@@ -34,6 +34,7 @@ from monitor.pipeline import FeedReport, PipelineDeps, run_feed
 from monitor.politeness import HostLimiter
 from monitor.schedule import TaskTracker, build_scheduler, reschedule
 from monitor.settings import Settings
+from monitor.statecache import FeedStates
 from monitor.store.sqlite import SqliteStore
 
 log = logging.getLogger("monitor")
@@ -200,6 +201,8 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         ParserPool(workers=parse.workers, timeout_seconds=parse.timeout_seconds,
                    memory_limit_mb=parse.memory_limit_mb)
     )
+    states = FeedStates(store)
+    await states.load()
     enrich = None
     if settings.fulltext.enabled:
         enrich = _build_enricher(settings, limits, stack)
@@ -214,6 +217,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         parse=parser.parse,
         lifecycle=lifecycle_policy(settings),
         enrich=enrich,
+        states=states,
         limiter=HostLimiter(
             per_host=settings.fetch.per_host_concurrency,
             min_gap_seconds=settings.fetch.min_host_gap_seconds,

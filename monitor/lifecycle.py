@@ -35,6 +35,9 @@ class PollOutcome:
     retry_after: float | None = None
     server_min_seconds: float | None = None
     moved_to: str | None = None
+    etag: str | None = None
+    """Validators to keep for the next conditional GET (successful polls only)."""
+    last_modified: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,9 @@ from monitor.lifecycle import LifecyclePolicy, PollOutcome, after_poll, effectiv
 from monitor.models import Article, Feed, FeedState, FetchResult, ParsedFeed, Verdict
 from monitor.normalise import normalise_entries
 from monitor.politeness import HostLimiter, HostPausedError
+from monitor.statecache import FeedStates
 from monitor.store.base import Store
+from monitor.transitions import counted_failure, counted_success, with_lifecycle
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -53,6 +55,8 @@ class PipelineDeps:
     """Optional full-text step between dedupe and classify."""
     limiter: HostLimiter | None = None
     """Per-host concurrency and spacing; None (tests, tools) means no host limits."""
+    states: FeedStates | None = None
+    """The daemon's write-through copy of feed states; None reads the store on every poll."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +139,11 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     progress.http_status = result.status
     moved = result.permanent_redirect
     if result.body is None:
-        await asyncio.to_thread(
-            deps.store.record_fetch_success, feed.name, feed.url,
-            etag=result.etag or (state.etag if state else None),
-            last_modified=result.last_modified or (state.last_modified if state else None),
-            at=deps.now(),
-        )
         return PollOutcome(ok=True, http_status=304, moved_to=moved,
-                           server_min_seconds=result.server_min_seconds)
+                           server_min_seconds=result.server_min_seconds,
+                           etag=result.etag or (state.etag if state else None),
+                           last_modified=result.last_modified
+                           or (state.last_modified if state else None))
     parsed = await deps.parse(
         feed.name, result.body, content_type=result.content_type,
         base_url=result.final_url, max_items=deps.max_items,
@@ -161,26 +162,28 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     progress.new, progress.alerts = await asyncio.to_thread(
         _record_batch, deps.store, list(zip(fresh, verdicts, strict=True)), deps.rules, now
     )
-    # Validators are saved only after the items are safely recorded: a crash
-    # before this point means the next poll fetches (and records) them again.
-    await asyncio.to_thread(
-        deps.store.record_fetch_success, feed.name, feed.url,
-        etag=result.etag, last_modified=result.last_modified, at=deps.now(),
-    )
+    # The validators travel in the outcome and are saved (by run_feed, with the
+    # rest of the poll's bookkeeping) only now that the items are safely recorded:
+    # a crash before that means the next poll fetches (and records) them again.
     server_min = max(
         (v for v in (result.server_min_seconds, parsed.ttl_seconds) if v is not None),
         default=None,
     )
     return PollOutcome(ok=True, new_items=progress.new, http_status=result.status,
-                       moved_to=moved, server_min_seconds=server_min)
+                       moved_to=moved, server_min_seconds=server_min,
+                       etag=result.etag, last_modified=result.last_modified)
 
 
 async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
     started = time.monotonic()
     progress = _Progress()
     status, error = "ok", None
+    states = deps.states or FeedStates(deps.store)
+    state: FeedState | None = None
+    state_read = False
     try:
-        state = await asyncio.to_thread(deps.store.get_feed_state, feed.name)
+        state = await states.get(feed.name)
+        state_read = True
         if state is not None and state.disabled and state.url == feed.url:
             return FeedReport(feed.name, "disabled", None, 0, 0, 0, 0, 0.0,
                               error=f"disabled: {state.disabled}")
@@ -202,7 +205,9 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
 
     next_poll_at = notice = None
     try:
-        next_poll_at, notice, streak = await _update_lifecycle(feed, deps, outcome)
+        if not state_read:  # counting from a made-up state would reset the feed's record
+            raise StoreError("its state could not be read, so this poll is not counted")
+        next_poll_at, notice, streak = await _record_outcome(feed, deps, states, state, outcome)
         if error is not None:
             error += streak
     except StoreError as exc:
@@ -216,27 +221,27 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
     )
 
 
-async def _update_lifecycle(
-    feed: Feed, deps: PipelineDeps, outcome: PollOutcome
+async def _record_outcome(
+    feed: Feed, deps: PipelineDeps, states: FeedStates, state: FeedState | None,
+    outcome: PollOutcome,
 ) -> tuple[datetime, str | None, str]:
+    """Count the poll, decide the feed's life cycle and save both in one store write.
+
+    ``state`` is the one the poll started from; the new state is computed in memory
+    (``monitor.transitions``), so a 304 costs one transaction and one thread hop.
+    """
     now = deps.now()
     streak = ""
     if outcome.ok:
-        state = await asyncio.to_thread(deps.store.get_feed_state, feed.name)
-        assert state is not None  # record_fetch_success created it
+        counted = counted_success(state, feed.name, feed.url, etag=outcome.etag,
+                                  last_modified=outcome.last_modified, at=now)
     else:
-        state = await asyncio.to_thread(
-            deps.store.record_fetch_failure, feed.name, feed.url,
-            error=outcome.error or "unknown error", at=now,
-        )
-    update = after_poll(feed, state, outcome, deps.lifecycle, now=now, rng=deps.rng,
+        counted = counted_failure(state, feed.name, feed.url,
+                                  error=outcome.error or "unknown error", at=now)
+    update = after_poll(feed, counted, outcome, deps.lifecycle, now=now, rng=deps.rng,
                         override_seconds=feed.interval_seconds)
     if not outcome.ok:
-        streak = (f"; {state.consecutive_errors} consecutive failure(s), "
+        streak = (f"; {counted.consecutive_errors} consecutive failure(s), "
                   f"next try {update.next_poll_at:%H:%M:%S}")
-    await asyncio.to_thread(
-        deps.store.update_feed_lifecycle, feed.name, new_items=outcome.new_items, at=now,
-        next_poll_at=update.next_poll_at, moved_to=update.moved_to,
-        flagged=update.flagged, disabled=update.disabled,
-    )
+    await states.save(with_lifecycle(counted, update, new_items=outcome.new_items, at=now))
     return update.next_poll_at, update.notice, streak

@@ -225,6 +225,37 @@ class SqliteStore:
                 (name, url, etag, last_modified, _iso(at), _iso(at)),
             )
 
+    _FEED_COLUMNS = (
+        "name", "url", "etag", "last_modified", "last_success_at", "last_attempt_at",
+        "last_error", "error_count", "consecutive_errors", "polls", "next_poll_at",
+        "last_new_item_at", "arrivals", "moved_to", "flagged", "disabled",
+    )
+    _SAVE_FEED_SQL = (
+        f"INSERT INTO feeds ({', '.join(_FEED_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(_FEED_COLUMNS))}) "
+        "ON CONFLICT(name) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _FEED_COLUMNS[1:])
+    )
+
+    def save_feed_state(self, state: FeedState) -> None:
+        """Write the feed's whole row in one statement (one transaction).
+
+        The pipeline computes a poll's outcome in memory (``monitor.transitions``)
+        and persists it here, instead of three read-modify-write transactions.
+        """
+        arrivals = json.dumps([_iso(t) for t in state.arrivals[-MAX_ARRIVALS:]])
+        with self._tx() as conn:
+            conn.execute(
+                self._SAVE_FEED_SQL,
+                (
+                    state.name, state.url, state.etag, state.last_modified,
+                    _iso(state.last_success_at), _iso(state.last_attempt_at),
+                    state.last_error, state.error_count, state.consecutive_errors,
+                    state.polls, _iso(state.next_poll_at), _iso(state.last_new_item_at),
+                    arrivals, state.moved_to, state.flagged, state.disabled,
+                ),
+            )
+
     def update_feed_lifecycle(
         self,
         name: str,
