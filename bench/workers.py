@@ -150,6 +150,18 @@ def _deps(parse_fn: Any, **given: Any) -> PipelineDeps:
     return PipelineDeps(**{k: v for k, v in given.items() if k in accepted})
 
 
+async def _feed_states(store: Any) -> Any:
+    """The daemon's write-through feed-state cache, loaded as ``monitor/app.py`` does
+    (None on versions of the pipeline that have none)."""
+    try:
+        from monitor.statecache import FeedStates
+    except ImportError:
+        return None
+    states = FeedStates(store)
+    await states.load()
+    return states
+
+
 async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int, seed: int,
                        *, parse: str = "thread", profile: str | None = None,
                        warm_repeats: int = 0) -> dict[str, Any]:
@@ -187,7 +199,7 @@ async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int,
                 parse_fn,
                 client=client, store=store, classifier=classifier, fetch_limits=limits,
                 rules=AlertRules(destination="console"), max_items=500,
-                now=lambda: datetime.now(UTC),
+                now=lambda: datetime.now(UTC), states=await _feed_states(store),
             )
             quiet = dataclasses.replace(  # no random unconditional polls: pure 304 cost
                 deps, fetch_limits=dataclasses.replace(limits, unconditional_probability=0.0))
