@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import random
 import time
@@ -62,7 +63,7 @@ class PipelineDeps:
 @dataclass(frozen=True, slots=True)
 class FeedReport:
     feed: str
-    status: str            # "ok", "not_modified", "disabled" or the error kind
+    status: str            # "ok", "not_modified", "unchanged", "disabled" or the error kind
     http_status: int | None
     entries: int
     new_items: int
@@ -143,7 +144,19 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
                            server_min_seconds=result.server_min_seconds,
                            etag=result.etag or (state.etag if state else None),
                            last_modified=result.last_modified
-                           or (state.last_modified if state else None))
+                           or (state.last_modified if state else None),
+                           body_hash=state.body_hash if state else None,
+                           ttl_seconds=state.ttl_seconds if state else None)
+    digest = body_digest(result)
+    if state is not None and state.body_hash == digest:
+        # The same bytes as the last body whose items were all recorded: parsing
+        # them again could find nothing new (an unconditional refetch, or a server
+        # that sends no validators). Its <ttl> still counts.
+        return PollOutcome(ok=True, http_status=result.status, moved_to=moved,
+                           server_min_seconds=_larger(result.server_min_seconds,
+                                                      state.ttl_seconds),
+                           etag=result.etag, last_modified=result.last_modified,
+                           body_hash=digest, ttl_seconds=state.ttl_seconds, unchanged=True)
     parsed = await deps.parse(
         feed.name, result.body, content_type=result.content_type,
         base_url=result.final_url, max_items=deps.max_items,
@@ -165,13 +178,22 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     # The validators travel in the outcome and are saved (by run_feed, with the
     # rest of the poll's bookkeeping) only now that the items are safely recorded:
     # a crash before that means the next poll fetches (and records) them again.
-    server_min = max(
-        (v for v in (result.server_min_seconds, parsed.ttl_seconds) if v is not None),
-        default=None,
-    )
     return PollOutcome(ok=True, new_items=progress.new, http_status=result.status,
-                       moved_to=moved, server_min_seconds=server_min,
-                       etag=result.etag, last_modified=result.last_modified)
+                       moved_to=moved,
+                       server_min_seconds=_larger(result.server_min_seconds, parsed.ttl_seconds),
+                       etag=result.etag, last_modified=result.last_modified,
+                       body_hash=digest, ttl_seconds=parsed.ttl_seconds)
+
+
+def _larger(a: float | None, b: float | None) -> float | None:
+    return max((v for v in (a, b) if v is not None), default=None)
+
+
+def body_digest(result: FetchResult) -> str:
+    """What identifies a body's parse result: the bytes, where they came from, their type."""
+    digest = hashlib.blake2b(result.body or b"", digest_size=16)
+    digest.update(f"\0{result.final_url}\0{result.content_type}".encode())
+    return digest.hexdigest()
 
 
 async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
@@ -190,6 +212,8 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
         outcome = await _poll(feed, state, deps, progress)
         if outcome.http_status == 304:
             status = "not_modified"
+        elif outcome.unchanged:
+            status = "unchanged"
     except MonitorError as exc:
         status = getattr(exc, "kind", None) or type(exc).__name__
         error = str(exc)
@@ -234,7 +258,8 @@ async def _record_outcome(
     streak = ""
     if outcome.ok:
         counted = counted_success(state, feed.name, feed.url, etag=outcome.etag,
-                                  last_modified=outcome.last_modified, at=now)
+                                  last_modified=outcome.last_modified, at=now,
+                                  body_hash=outcome.body_hash, ttl_seconds=outcome.ttl_seconds)
     else:
         counted = counted_failure(state, feed.name, feed.url,
                                   error=outcome.error or "unknown error", at=now)

@@ -33,19 +33,25 @@ def _for_url(state: FeedState | None, name: str, url: str) -> FeedState:
     if state is None:
         return FeedState(name=name, url=url)
     if state.url != url:
-        return dataclasses.replace(state, url=url, moved_to=None, flagged=None, disabled=None)
+        return dataclasses.replace(state, url=url, moved_to=None, flagged=None, disabled=None,
+                                   body_hash=None, ttl_seconds=None)
     return state
 
 
 def counted_success(
     state: FeedState | None, name: str, url: str, *,
     etag: str | None, last_modified: str | None, at: datetime,
+    body_hash: str | None = None, ttl_seconds: float | None = None,
 ) -> FeedState:
-    """The state once a successful poll (200 or 304) is counted: new validators, error run reset."""
+    """The state once a successful poll (200 or 304) is counted: new validators, error run reset.
+
+    ``body_hash``/``ttl_seconds`` describe the body whose items are now all recorded.
+    """
     base = _for_url(state, name, url)
     return dataclasses.replace(
         base, etag=etag, last_modified=last_modified, last_success_at=at,
         last_attempt_at=at, consecutive_errors=0, polls=base.polls + 1,
+        body_hash=body_hash, ttl_seconds=ttl_seconds,
     )
 
 

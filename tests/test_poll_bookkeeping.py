@@ -253,3 +253,76 @@ def test_a_failed_bookkeeping_write_is_not_remembered(
     assert state.polls == 2  # counted from the stored row, not from the unsaved one
     assert state.last_success_at == T0 + timedelta(hours=2)
     assert asyncio.run(states.get("Desk")) == state
+
+
+# -- group commit -------------------------------------------------------------------------------
+
+
+def test_concurrent_saves_share_transactions_and_a_bad_row_fails_alone(
+    store: SqliteStore,
+) -> None:
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)  # SQLite's own statement trace
+    states = FeedStates(store)
+
+    def rows(at: datetime) -> list[FeedState]:
+        return [counted_success(None, f"F{i:03d}", f"https://f.example/{i}", etag=f'"{i}"',
+                                last_modified=None, at=at) for i in range(100)]
+
+    async def save_all(batch: list[FeedState]) -> list[BaseException | None]:
+        return await asyncio.gather(*(states.save(s) for s in batch), return_exceptions=True)
+
+    assert asyncio.run(save_all(rows(T0))) == [None] * 100
+    commits = sum(1 for s in statements if s.strip().upper() == "COMMIT")
+    assert commits <= 3, commits  # the first save alone, then the other 99 together
+
+    store._conn.executescript("""
+        CREATE TRIGGER refuse BEFORE UPDATE ON feeds WHEN NEW.name = 'F013'
+        BEGIN SELECT RAISE(ABORT, 'refused (test)'); END;
+    """)
+    later = rows(T0 + timedelta(hours=1))
+    results = asyncio.run(save_all(later))
+    failed = [i for i, r in enumerate(results) if r is not None]
+    assert failed == [13] and "refused" in str(results[13])
+    saved = {s.name: s for s in store.all_feed_states()}
+    assert all(saved[s.name] == s for s in later if s.name != "F013")
+    assert saved["F013"].last_success_at == T0  # its batch rolled back, it alone failed
+    assert asyncio.run(states.get("F013")) == saved["F013"]  # re-read, not the unsaved one
+    assert asyncio.run(states.get("F042")) == saved["F042"]
+
+
+# -- an identical 200 body is not parsed again ------------------------------------------------
+
+
+def test_an_identical_body_is_skipped_but_counted_and_its_ttl_kept(
+    store: SqliteStore, classifier: ArticleClassifier
+) -> None:
+    states = FeedStates(store)
+    with_ttl = DESK.replace(b"<channel>", b"<channel><ttl>120</ttl>", 1)
+    assert with_ttl != DESK
+    with FeedServer() as server:  # no validators at all: every poll is a 200
+        feed = Feed("NoCache", server.add_file("/nocache.xml", with_ttl))
+        first = poll(feed, store, classifier, states, at=T0)
+        assert first.status == "ok" and first.new_items == 4 and first.entries == 4
+        later = T0 + timedelta(hours=3)
+        same = poll(feed, store, classifier, states, at=later)
+        assert same.status == "unchanged" and same.http_status == 200
+        assert same.entries == 0 and same.new_items == 0 and same.error is None
+        assert same.next_poll_at is not None
+        assert same.next_poll_at >= later + timedelta(minutes=120)  # <ttl> still honoured
+        state = _state(store, "NoCache")
+        assert state.polls == 2 and state.last_success_at == later and state.ttl_seconds == 7200
+        assert len(state.arrivals) == 4 and state.body_hash is not None
+
+        changed = with_ttl.replace(b"</channel>", NEW_ITEM + b"</channel>", 1)
+        server.add_file("/nocache.xml", changed)
+        again = poll(feed, store, classifier, states, at=later + timedelta(hours=3))
+    assert again.status == "ok" and again.new_items == 1 and again.entries == 5
+    assert _state(store, "NoCache").body_hash != state.body_hash
+
+
+NEW_ITEM = b"""<item><title>Pyongyang and Moscow sign a new rail accord</title>
+<link>https://desk.example/a/new-rail-accord</link><guid>new-rail-accord</guid>
+<description>North Korea and Russia agreed on a rail link.</description>
+<pubDate>Sun, 01 Jun 2025 10:00:00 GMT</pubDate></item>"""
+

@@ -43,6 +43,9 @@ class Store(Protocol):
         recorded, so new validators never get ahead of the articles they cover.
         """
 
+    def save_feed_states(self, states: list[FeedState]) -> None:
+        """``save_feed_state`` for several feeds in ONE transaction: all rows or none."""
+
     def record_fetch_failure(self, name: str, url: str, *, error: str, at: datetime) -> FeedState:
         """Count a failure against the feed and return its updated state."""
 

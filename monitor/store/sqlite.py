@@ -88,6 +88,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE feeds ADD COLUMN flagged TEXT;
     ALTER TABLE feeds ADD COLUMN disabled TEXT
     """,
+    # 3: skip re-parsing a 200 whose body is identical to the last recorded one
+    """
+    ALTER TABLE feeds ADD COLUMN body_hash TEXT;
+    ALTER TABLE feeds ADD COLUMN ttl_seconds REAL
+    """,
 )
 
 MAX_ARRIVALS = 2_000  # a week of a very busy feed; keeps the row small
@@ -186,6 +191,8 @@ class SqliteStore:
             moved_to=row["moved_to"],
             flagged=row["flagged"],
             disabled=row["disabled"],
+            body_hash=row["body_hash"],
+            ttl_seconds=row["ttl_seconds"],
         )
 
     def get_feed_state(self, name: str) -> FeedState | None:
@@ -228,7 +235,8 @@ class SqliteStore:
     _FEED_COLUMNS = (
         "name", "url", "etag", "last_modified", "last_success_at", "last_attempt_at",
         "last_error", "error_count", "consecutive_errors", "polls", "next_poll_at",
-        "last_new_item_at", "arrivals", "moved_to", "flagged", "disabled",
+        "last_new_item_at", "arrivals", "moved_to", "flagged", "disabled", "body_hash",
+        "ttl_seconds",
     )
     _SAVE_FEED_SQL = (
         f"INSERT INTO feeds ({', '.join(_FEED_COLUMNS)}) "
@@ -243,18 +251,23 @@ class SqliteStore:
         The pipeline computes a poll's outcome in memory (``monitor.transitions``)
         and persists it here, instead of three read-modify-write transactions.
         """
-        arrivals = json.dumps([_iso(t) for t in state.arrivals[-MAX_ARRIVALS:]])
-        with self._tx() as conn:
-            conn.execute(
-                self._SAVE_FEED_SQL,
-                (
-                    state.name, state.url, state.etag, state.last_modified,
-                    _iso(state.last_success_at), _iso(state.last_attempt_at),
-                    state.last_error, state.error_count, state.consecutive_errors,
-                    state.polls, _iso(state.next_poll_at), _iso(state.last_new_item_at),
-                    arrivals, state.moved_to, state.flagged, state.disabled,
-                ),
+        self.save_feed_states([state])
+
+    def save_feed_states(self, states: list[FeedState]) -> None:
+        """Write several feeds' rows in ONE transaction: all of them or none."""
+        rows = [
+            (
+                s.name, s.url, s.etag, s.last_modified,
+                _iso(s.last_success_at), _iso(s.last_attempt_at),
+                s.last_error, s.error_count, s.consecutive_errors,
+                s.polls, _iso(s.next_poll_at), _iso(s.last_new_item_at),
+                json.dumps([_iso(t) for t in s.arrivals[-MAX_ARRIVALS:]]),
+                s.moved_to, s.flagged, s.disabled, s.body_hash, s.ttl_seconds,
             )
+            for s in states
+        ]
+        with self._tx() as conn:
+            conn.executemany(self._SAVE_FEED_SQL, rows)
 
     def update_feed_lifecycle(
         self,
