@@ -125,6 +125,10 @@ class SqliteStore:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        self._arrivals_text: dict[str, tuple[tuple[datetime, ...], str]] = {}
+        """Per feed: the arrivals tuple last read or written and its JSON. Most polls
+        (every 304) keep the same tuple object, and re-serialising ~100 timestamps
+        per poll was the largest cost left in saving a 304's state."""
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
@@ -172,8 +176,9 @@ class SqliteStore:
             self._conn.close()
 
     # --- feeds --------------------------------------------------------------------
-    @staticmethod
-    def _feed_state(row: sqlite3.Row) -> FeedState:
+    def _feed_state(self, row: sqlite3.Row) -> FeedState:
+        arrivals = tuple(datetime.fromisoformat(t) for t in json.loads(row["arrivals"]))
+        self._arrivals_text[row["name"]] = (arrivals, row["arrivals"])
         return FeedState(
             name=row["name"],
             url=row["url"],
@@ -187,7 +192,7 @@ class SqliteStore:
             polls=row["polls"],
             next_poll_at=_dt(row["next_poll_at"]),
             last_new_item_at=_dt(row["last_new_item_at"]),
-            arrivals=tuple(datetime.fromisoformat(t) for t in json.loads(row["arrivals"])),
+            arrivals=arrivals,
             moved_to=row["moved_to"],
             flagged=row["flagged"],
             disabled=row["disabled"],
@@ -261,13 +266,21 @@ class SqliteStore:
                 _iso(s.last_success_at), _iso(s.last_attempt_at),
                 s.last_error, s.error_count, s.consecutive_errors,
                 s.polls, _iso(s.next_poll_at), _iso(s.last_new_item_at),
-                json.dumps([_iso(t) for t in s.arrivals[-MAX_ARRIVALS:]]),
+                self._arrivals_json(s),
                 s.moved_to, s.flagged, s.disabled, s.body_hash, s.ttl_seconds,
             )
             for s in states
         ]
         with self._tx() as conn:
             conn.executemany(self._SAVE_FEED_SQL, rows)
+
+    def _arrivals_json(self, state: FeedState) -> str:
+        known = self._arrivals_text.get(state.name)
+        if known is not None and known[0] is state.arrivals:
+            return known[1]
+        text = json.dumps([_iso(t) for t in state.arrivals[-MAX_ARRIVALS:]])
+        self._arrivals_text[state.name] = (state.arrivals, text)
+        return text
 
     def update_feed_lifecycle(
         self,
