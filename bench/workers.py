@@ -201,6 +201,9 @@ async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int,
                 rules=AlertRules(destination="console"), max_items=500,
                 now=lambda: datetime.now(UTC), states=await _feed_states(store),
             )
+            freeze = getattr(app, "freeze_startup_heap", None)
+            if freeze is not None:  # as monitor/app.py does once everything is built
+                freeze()
             quiet = dataclasses.replace(  # no random unconditional polls: pure 304 cost
                 deps, fetch_limits=dataclasses.replace(limits, unconditional_probability=0.0))
             if profile is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import signal
 from collections import Counter
@@ -42,6 +43,19 @@ log = logging.getLogger("monitor")
 SHUTDOWN_GRACE_SECONDS = 15.0
 MAX_HOST_PAUSE_WAIT_SECONDS = 30.0
 """A feed whose host asked for a longer pause (429/503) is rescheduled, not queued."""
+
+
+def freeze_startup_heap() -> None:
+    """Take everything built at start-up out of the cyclic garbage collector's scans.
+
+    The model, the imported modules and the loaded feed states live as long as the
+    daemon, yet every full collection walked all of them: about 0.1 s with the
+    event loop stopped, the worst heartbeat delay of a warm cycle. ``gc.freeze``
+    (after one last collection) parks them in a permanent generation; reference
+    counting still frees them, only reference cycles among them would be kept.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def utc_now() -> datetime:
@@ -225,6 +239,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
             max_pause_wait=MAX_HOST_PAUSE_WAIT_SECONDS,
         ),
     )
+    freeze_startup_heap()
     log.info(
         "monitor ready: %d feeds, model %s (threshold %.2f), store %s, alerts to %s",
         len(settings.feeds), classifier.version, classifier.threshold,
