@@ -70,7 +70,8 @@ class FeedStates:
                 try:
                     errors = await asyncio.to_thread(self._write, [s for s, _ in batch])
                 except asyncio.CancelledError:  # the loop is shutting down
-                    for _, done in batch:
+                    left, self._pending = batch + self._pending, []
+                    for _, done in left:
                         done.cancel()
                     raise
                 except Exception as exc:  # a bug: handed to every waiter, who re-raises it
