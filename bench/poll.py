@@ -163,6 +163,53 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def run_warm_only(args: argparse.Namespace) -> dict[str, Any]:
+    """One cold cycle, then ``repeats`` rounds of (bump, warm, all-304) in one process.
+
+    The full benchmark pays a multi-minute cold cycle per repeat; the warm path (the
+    one issue 3's < 2 s target is about) needs only one to fill the store.
+    """
+    n = args.feeds
+    bump = max(1, round(n * args.bump))
+    started = time.monotonic()
+    with feed_server(n, args.items_min, args.items_max) as base:
+        _say(f"warm-only: one cold cycle of {n} feeds, then {args.repeats} x (bump {bump}, "
+             f"warm, all-304), parse in {args.parse}")
+        result = _run_json(["bench.workers", "warm", "--base", base, "--feeds", str(n),
+                            "--parse", args.parse, "--concurrency", str(args.concurrency),
+                            "--bump", str(bump), "--repeats", str(args.repeats),
+                            "--seed", "100"])
+    result.update(feeds=n, bump=bump, elapsed_s=time.monotonic() - started)
+    return result
+
+
+def report_warm_only(result: dict[str, Any]) -> str:
+    n = result["feeds"]
+    lines = [f"warm-only poll benchmark: {n} feeds, {cpu_count()} CPUs, Python "
+             f"{platform.python_version()}, parse in {result['parse']}, classifier: "
+             f"{result['classifier']}",
+             f"cold (once, fills the store): {result['cold']['wall_s']:.1f} s, loop lag "
+             f"{_fmt(result['cold']['loop_lag_ms'], '.0f')} ms; statuses "
+             f"{result['cold_summary']['statuses']}",
+             f"{'cycle':<8} {'median wall s':>14} {'feeds/s':>8} {'CPU ms/feed':>12} "
+             f"{'loop lag ms':>12}  per round (wall s)"]
+    for cycle in ("warm", "all304"):
+        phases = [r["phase"] for r in result[cycle]]
+        wall = _median([p["wall_s"] for p in phases]) or 0.0
+        cpu = _median([p["cpu_s"] for p in phases]) or 0.0
+        lag = _median([p["loop_lag_ms"] for p in phases])
+        lines.append(f"{cycle:<8} {wall:>14.2f} {n / wall if wall else 0:>8.0f} "
+                     f"{1000 * cpu / n:>12.2f} {_fmt(lag, '.0f'):>12}  "
+                     + " ".join(f"{p['wall_s']:.2f}" for p in phases))
+        lines.append(f"         statuses (last round): {result[cycle][-1]['summary']['statuses']}"
+                     + (f", errors e.g. {result[cycle][-1]['summary']['errors']}"
+                        if result[cycle][-1]["summary"]["errors"] else ""))
+    warm = _median([r["phase"]["wall_s"] for r in result["warm"]]) or float("nan")
+    lines.append(f"target (issue 3): warm {n} feeds < 2 s: {warm:.2f} s "
+                 f"{'OK' if warm < 2 else 'MISS'}")
+    return "\n".join(lines)
+
+
 def _say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
@@ -299,12 +346,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="CI size: 200 feeds, 1 repeat, smaller samples")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--warm-only", action="store_true",
+                        help="only the warm and all-304 cycles: one cold cycle to fill the "
+                             "store, then --repeats rounds of (bump, warm, all-304) in one "
+                             "process; no baseline, micro benchmark or profile")
+    parser.add_argument("--parse", choices=("thread", "pool"), default="pool",
+                        help="--warm-only: where feeds are parsed (default: the process pool)")
     args = parser.parse_args(argv)
     if args.quick:
         args.feeds, args.repeats = 200, 1
         args.baseline_sample = min(args.baseline_sample, 50)
         args.micro_requests = min(args.micro_requests, 200)
         args.profile_feeds = min(args.profile_feeds, 20)
+    if args.warm_only:
+        result = run_warm_only(args)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1))
+        print(report_warm_only(result))
+        _say(f"done in {result['elapsed_s']:.0f} s")
+        return
     results = run(args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -150,11 +150,27 @@ def _deps(parse_fn: Any, **given: Any) -> PipelineDeps:
     return PipelineDeps(**{k: v for k, v in given.items() if k in accepted})
 
 
+async def _feed_states(store: Any) -> Any:
+    """The daemon's write-through feed-state cache, loaded as ``monitor/app.py`` does
+    (None on versions of the pipeline that have none)."""
+    try:
+        from monitor.statecache import FeedStates
+    except ImportError:
+        return None
+    states = FeedStates(store)
+    await states.load()
+    return states
+
+
 async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int, seed: int,
-                       *, parse: str = "thread", profile: str | None = None
-                       ) -> dict[str, Any]:
+                       *, parse: str = "thread", profile: str | None = None,
+                       warm_repeats: int = 0) -> dict[str, Any]:
     """Cold, warm and all-304 cycles; with ``profile`` ("cold" or "all304") only that
-    cycle is profiled (after an unprofiled cold one for "all304") and then it stops."""
+    cycle is profiled (after an unprofiled cold one for "all304") and then it stops.
+
+    With ``warm_repeats`` R > 0: one cold cycle, then R rounds of (bump, warm, all-304)
+    in this same process, returned as lists. A 2,000-feed cold cycle costs minutes, a
+    warm one seconds, so this is how the warm path is measured repeatedly in one run."""
     from monitor import app
     from monitor.decide import AlertRules
     from monitor.fetch import FetchLimits, build_client
@@ -183,8 +199,11 @@ async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int,
                 parse_fn,
                 client=client, store=store, classifier=classifier, fetch_limits=limits,
                 rules=AlertRules(destination="console"), max_items=500,
-                now=lambda: datetime.now(UTC),
+                now=lambda: datetime.now(UTC), states=await _feed_states(store),
             )
+            freeze = getattr(app, "freeze_startup_heap", None)
+            if freeze is not None:  # as monitor/app.py does once everything is built
+                freeze()
             quiet = dataclasses.replace(  # no random unconditional polls: pure 304 cost
                 deps, fetch_limits=dataclasses.replace(limits, unconditional_probability=0.0))
             if profile is not None:
@@ -205,6 +224,15 @@ async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int,
                         "phase": phase.as_dict(), "summary": summary,
                         "profile": profiles.breakdown()}
             cold, cold_summary = await _cycle(feeds, deps, concurrency)
+            if warm_repeats:
+                rounds: dict[str, Any] = {"warm": [], "all304": []}
+                for round_ in range(warm_repeats):
+                    await asyncio.to_thread(bump, base, bump_count, seed + round_)
+                    for name, cycle_deps in (("warm", deps), ("all304", quiet)):
+                        phase, summary = await _cycle(feeds, cycle_deps, concurrency)
+                        rounds[name].append({"phase": phase.as_dict(), "summary": summary})
+                return {"classifier": classifier_note, "parse": parse_note,
+                        "cold": cold.as_dict(), "cold_summary": cold_summary, **rounds}
             await asyncio.to_thread(bump, base, bump_count, seed)
             warm, warm_summary = await _cycle(feeds, deps, concurrency)
             still, still_summary = await _cycle(feeds, quiet, concurrency)
@@ -321,7 +349,7 @@ class _ThreadProfiles:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=("pipeline", "baseline", "profile"))
+    parser.add_argument("mode", choices=("pipeline", "baseline", "profile", "warm"))
     parser.add_argument("--base", required=True)
     parser.add_argument("--feeds", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=100)
@@ -329,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--parse", choices=("thread", "pool"), default="thread")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="warm mode: rounds of (bump, warm, all-304) after one cold cycle")
     parser.add_argument("--cycle", choices=("cold", "all304"), default="cold",
                         help="which cycle the profile mode profiles")
     args = parser.parse_args(argv)
@@ -337,7 +367,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         result = asyncio.run(run_pipeline(args.base, args.feeds, args.concurrency, args.bump,
                                           args.seed, parse=args.parse,
-                                          profile=args.cycle if args.mode == "profile" else None))
+                                          profile=args.cycle if args.mode == "profile" else None,
+                                          warm_repeats=args.repeats if args.mode == "warm" else 0))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

@@ -35,6 +35,14 @@ class PollOutcome:
     retry_after: float | None = None
     server_min_seconds: float | None = None
     moved_to: str | None = None
+    etag: str | None = None
+    """Validators to keep for the next conditional GET (successful polls only)."""
+    last_modified: str | None = None
+    body_hash: str | None = None
+    """Digest of the body whose items are now recorded (kept as is on a 304)."""
+    ttl_seconds: float | None = None
+    unchanged: bool = False
+    """A 200 whose body was identical to the last recorded one: not parsed."""
 
 
 @dataclass(frozen=True, slots=True)

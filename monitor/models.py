@@ -47,6 +47,11 @@ class FeedState:
     """Why the feed is flagged as broken or stale; the notice was sent when this was set."""
     disabled: str | None = None
     """Why the feed is no longer polled (e.g. 410 Gone)."""
+    body_hash: str | None = None
+    """Digest of the last 200 body whose items were all recorded: an identical body
+    (an unconditional refetch, a server without validators) needs no parsing."""
+    ttl_seconds: float | None = None
+    """That body's RSS <ttl>, still honoured when the identical body is skipped."""
 
 
 @dataclass(frozen=True, slots=True)

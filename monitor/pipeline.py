@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import random
 import time
@@ -28,7 +29,9 @@ from monitor.lifecycle import LifecyclePolicy, PollOutcome, after_poll, effectiv
 from monitor.models import Article, Feed, FeedState, FetchResult, ParsedFeed, Verdict
 from monitor.normalise import normalise_entries
 from monitor.politeness import HostLimiter, HostPausedError
+from monitor.statecache import FeedStates
 from monitor.store.base import Store
+from monitor.transitions import counted_failure, counted_success, with_lifecycle
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -53,12 +56,14 @@ class PipelineDeps:
     """Optional full-text step between dedupe and classify."""
     limiter: HostLimiter | None = None
     """Per-host concurrency and spacing; None (tests, tools) means no host limits."""
+    states: FeedStates | None = None
+    """The daemon's write-through copy of feed states; None reads the store on every poll."""
 
 
 @dataclass(frozen=True, slots=True)
 class FeedReport:
     feed: str
-    status: str            # "ok", "not_modified", "disabled" or the error kind
+    status: str            # "ok", "not_modified", "unchanged", "disabled" or the error kind
     http_status: int | None
     entries: int
     new_items: int
@@ -135,14 +140,23 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     progress.http_status = result.status
     moved = result.permanent_redirect
     if result.body is None:
-        await asyncio.to_thread(
-            deps.store.record_fetch_success, feed.name, feed.url,
-            etag=result.etag or (state.etag if state else None),
-            last_modified=result.last_modified or (state.last_modified if state else None),
-            at=deps.now(),
-        )
         return PollOutcome(ok=True, http_status=304, moved_to=moved,
-                           server_min_seconds=result.server_min_seconds)
+                           server_min_seconds=result.server_min_seconds,
+                           etag=result.etag or (state.etag if state else None),
+                           last_modified=result.last_modified
+                           or (state.last_modified if state else None),
+                           body_hash=state.body_hash if state else None,
+                           ttl_seconds=state.ttl_seconds if state else None)
+    digest = body_digest(result)
+    if state is not None and state.body_hash == digest:
+        # The same bytes as the last body whose items were all recorded: parsing
+        # them again could find nothing new (an unconditional refetch, or a server
+        # that sends no validators). Its <ttl> still counts.
+        return PollOutcome(ok=True, http_status=result.status, moved_to=moved,
+                           server_min_seconds=_larger(result.server_min_seconds,
+                                                      state.ttl_seconds),
+                           etag=result.etag, last_modified=result.last_modified,
+                           body_hash=digest, ttl_seconds=state.ttl_seconds, unchanged=True)
     parsed = await deps.parse(
         feed.name, result.body, content_type=result.content_type,
         base_url=result.final_url, max_items=deps.max_items,
@@ -161,32 +175,45 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     progress.new, progress.alerts = await asyncio.to_thread(
         _record_batch, deps.store, list(zip(fresh, verdicts, strict=True)), deps.rules, now
     )
-    # Validators are saved only after the items are safely recorded: a crash
-    # before this point means the next poll fetches (and records) them again.
-    await asyncio.to_thread(
-        deps.store.record_fetch_success, feed.name, feed.url,
-        etag=result.etag, last_modified=result.last_modified, at=deps.now(),
-    )
-    server_min = max(
-        (v for v in (result.server_min_seconds, parsed.ttl_seconds) if v is not None),
-        default=None,
-    )
+    # The validators travel in the outcome and are saved (by run_feed, with the
+    # rest of the poll's bookkeeping) only now that the items are safely recorded:
+    # a crash before that means the next poll fetches (and records) them again.
     return PollOutcome(ok=True, new_items=progress.new, http_status=result.status,
-                       moved_to=moved, server_min_seconds=server_min)
+                       moved_to=moved,
+                       server_min_seconds=_larger(result.server_min_seconds, parsed.ttl_seconds),
+                       etag=result.etag, last_modified=result.last_modified,
+                       body_hash=digest, ttl_seconds=parsed.ttl_seconds)
+
+
+def _larger(a: float | None, b: float | None) -> float | None:
+    return max((v for v in (a, b) if v is not None), default=None)
+
+
+def body_digest(result: FetchResult) -> str:
+    """What identifies a body's parse result: the bytes, where they came from, their type."""
+    digest = hashlib.blake2b(result.body or b"", digest_size=16)
+    digest.update(f"\0{result.final_url}\0{result.content_type}".encode())
+    return digest.hexdigest()
 
 
 async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
     started = time.monotonic()
     progress = _Progress()
     status, error = "ok", None
+    states = deps.states or FeedStates(deps.store)
+    state: FeedState | None = None
+    state_read = False
     try:
-        state = await asyncio.to_thread(deps.store.get_feed_state, feed.name)
+        state = await states.get(feed.name)
+        state_read = True
         if state is not None and state.disabled and state.url == feed.url:
             return FeedReport(feed.name, "disabled", None, 0, 0, 0, 0, 0.0,
                               error=f"disabled: {state.disabled}")
         outcome = await _poll(feed, state, deps, progress)
         if outcome.http_status == 304:
             status = "not_modified"
+        elif outcome.unchanged:
+            status = "unchanged"
     except MonitorError as exc:
         status = getattr(exc, "kind", None) or type(exc).__name__
         error = str(exc)
@@ -202,7 +229,9 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
 
     next_poll_at = notice = None
     try:
-        next_poll_at, notice, streak = await _update_lifecycle(feed, deps, outcome)
+        if not state_read:  # counting from a made-up state would reset the feed's record
+            raise StoreError("its state could not be read, so this poll is not counted")
+        next_poll_at, notice, streak = await _record_outcome(feed, deps, states, state, outcome)
         if error is not None:
             error += streak
     except StoreError as exc:
@@ -216,27 +245,28 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
     )
 
 
-async def _update_lifecycle(
-    feed: Feed, deps: PipelineDeps, outcome: PollOutcome
+async def _record_outcome(
+    feed: Feed, deps: PipelineDeps, states: FeedStates, state: FeedState | None,
+    outcome: PollOutcome,
 ) -> tuple[datetime, str | None, str]:
+    """Count the poll, decide the feed's life cycle and save both in one store write.
+
+    ``state`` is the one the poll started from; the new state is computed in memory
+    (``monitor.transitions``), so a 304 costs one transaction and one thread hop.
+    """
     now = deps.now()
     streak = ""
     if outcome.ok:
-        state = await asyncio.to_thread(deps.store.get_feed_state, feed.name)
-        assert state is not None  # record_fetch_success created it
+        counted = counted_success(state, feed.name, feed.url, etag=outcome.etag,
+                                  last_modified=outcome.last_modified, at=now,
+                                  body_hash=outcome.body_hash, ttl_seconds=outcome.ttl_seconds)
     else:
-        state = await asyncio.to_thread(
-            deps.store.record_fetch_failure, feed.name, feed.url,
-            error=outcome.error or "unknown error", at=now,
-        )
-    update = after_poll(feed, state, outcome, deps.lifecycle, now=now, rng=deps.rng,
+        counted = counted_failure(state, feed.name, feed.url,
+                                  error=outcome.error or "unknown error", at=now)
+    update = after_poll(feed, counted, outcome, deps.lifecycle, now=now, rng=deps.rng,
                         override_seconds=feed.interval_seconds)
     if not outcome.ok:
-        streak = (f"; {state.consecutive_errors} consecutive failure(s), "
+        streak = (f"; {counted.consecutive_errors} consecutive failure(s), "
                   f"next try {update.next_poll_at:%H:%M:%S}")
-    await asyncio.to_thread(
-        deps.store.update_feed_lifecycle, feed.name, new_items=outcome.new_items, at=now,
-        next_poll_at=update.next_poll_at, moved_to=update.moved_to,
-        flagged=update.flagged, disabled=update.disabled,
-    )
+    await states.save(with_lifecycle(counted, update, new_items=outcome.new_items, at=now))
     return update.next_poll_at, update.notice, streak

@@ -35,6 +35,17 @@ class Store(Protocol):
     ) -> None:
         """Remember validators for the next conditional GET and reset the error run."""
 
+    def save_feed_state(self, state: FeedState) -> None:
+        """Persist a poll's complete outcome (counters, validators, schedule, flags) at once.
+
+        One transaction per poll: the pipeline computes the new state in memory
+        (``monitor.transitions``). For a 200 it is called only after the items are
+        recorded, so new validators never get ahead of the articles they cover.
+        """
+
+    def save_feed_states(self, states: list[FeedState]) -> None:
+        """``save_feed_state`` for several feeds in ONE transaction: all rows or none."""
+
     def record_fetch_failure(self, name: str, url: str, *, error: str, at: datetime) -> FeedState:
         """Count a failure against the feed and return its updated state."""
 

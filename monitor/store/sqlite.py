@@ -88,6 +88,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE feeds ADD COLUMN flagged TEXT;
     ALTER TABLE feeds ADD COLUMN disabled TEXT
     """,
+    # 3: skip re-parsing a 200 whose body is identical to the last recorded one
+    """
+    ALTER TABLE feeds ADD COLUMN body_hash TEXT;
+    ALTER TABLE feeds ADD COLUMN ttl_seconds REAL
+    """,
 )
 
 MAX_ARRIVALS = 2_000  # a week of a very busy feed; keeps the row small
@@ -120,6 +125,10 @@ class SqliteStore:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        self._arrivals_text: dict[str, tuple[tuple[datetime, ...], str]] = {}
+        """Per feed: the arrivals tuple last read or written and its JSON. Most polls
+        (every 304) keep the same tuple object, and re-serialising ~100 timestamps
+        per poll was the largest cost left in saving a 304's state."""
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
@@ -167,8 +176,9 @@ class SqliteStore:
             self._conn.close()
 
     # --- feeds --------------------------------------------------------------------
-    @staticmethod
-    def _feed_state(row: sqlite3.Row) -> FeedState:
+    def _feed_state(self, row: sqlite3.Row) -> FeedState:
+        arrivals = tuple(datetime.fromisoformat(t) for t in json.loads(row["arrivals"]))
+        self._arrivals_text[row["name"]] = (arrivals, row["arrivals"])
         return FeedState(
             name=row["name"],
             url=row["url"],
@@ -182,10 +192,12 @@ class SqliteStore:
             polls=row["polls"],
             next_poll_at=_dt(row["next_poll_at"]),
             last_new_item_at=_dt(row["last_new_item_at"]),
-            arrivals=tuple(datetime.fromisoformat(t) for t in json.loads(row["arrivals"])),
+            arrivals=arrivals,
             moved_to=row["moved_to"],
             flagged=row["flagged"],
             disabled=row["disabled"],
+            body_hash=row["body_hash"],
+            ttl_seconds=row["ttl_seconds"],
         )
 
     def get_feed_state(self, name: str) -> FeedState | None:
@@ -224,6 +236,51 @@ class SqliteStore:
                 """,
                 (name, url, etag, last_modified, _iso(at), _iso(at)),
             )
+
+    _FEED_COLUMNS = (
+        "name", "url", "etag", "last_modified", "last_success_at", "last_attempt_at",
+        "last_error", "error_count", "consecutive_errors", "polls", "next_poll_at",
+        "last_new_item_at", "arrivals", "moved_to", "flagged", "disabled", "body_hash",
+        "ttl_seconds",
+    )
+    _SAVE_FEED_SQL = (
+        f"INSERT INTO feeds ({', '.join(_FEED_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(_FEED_COLUMNS))}) "
+        "ON CONFLICT(name) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _FEED_COLUMNS[1:])
+    )
+
+    def save_feed_state(self, state: FeedState) -> None:
+        """Write the feed's whole row in one statement (one transaction).
+
+        The pipeline computes a poll's outcome in memory (``monitor.transitions``)
+        and persists it here, instead of three read-modify-write transactions.
+        """
+        self.save_feed_states([state])
+
+    def save_feed_states(self, states: list[FeedState]) -> None:
+        """Write several feeds' rows in ONE transaction: all of them or none."""
+        rows = [
+            (
+                s.name, s.url, s.etag, s.last_modified,
+                _iso(s.last_success_at), _iso(s.last_attempt_at),
+                s.last_error, s.error_count, s.consecutive_errors,
+                s.polls, _iso(s.next_poll_at), _iso(s.last_new_item_at),
+                self._arrivals_json(s),
+                s.moved_to, s.flagged, s.disabled, s.body_hash, s.ttl_seconds,
+            )
+            for s in states
+        ]
+        with self._tx() as conn:
+            conn.executemany(self._SAVE_FEED_SQL, rows)
+
+    def _arrivals_json(self, state: FeedState) -> str:
+        known = self._arrivals_text.get(state.name)
+        if known is not None and known[0] is state.arrivals:
+            return known[1]
+        text = json.dumps([_iso(t) for t in state.arrivals[-MAX_ARRIVALS:]])
+        self._arrivals_text[state.name] = (state.arrivals, text)
+        return text
 
     def update_feed_lifecycle(
         self,
