@@ -86,11 +86,15 @@ class KeywordScorer:
 
 def load_classifier() -> tuple[ArticleClassifier, str]:
     from monitor.classify import ArticleClassifier
+    from monitor.countries import load_prefilter_terms
     from monitor.errors import ClassifyError
 
     try:
-        classifier = ArticleClassifier.load(None)
-        return classifier, f"model {classifier.version}"
+        # With the pre-filter, as monitor/app.py builds it by default.
+        prefilter = load_prefilter_terms(Path(__file__).resolve().parent.parent / "config"
+                                         / "keywords.toml")
+        classifier = ArticleClassifier.load(None, prefilter=prefilter)
+        return classifier, f"model {classifier.version} with pre-filter"
     except ClassifyError as exc:
         reason = str(exc).split(";")[0]
         return ArticleClassifier(KeywordScorer()), f"KEYWORD STAND-IN (no model: {reason})"
