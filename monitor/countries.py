@@ -111,7 +111,7 @@ class _Matcher:
         self.by_first_word: dict[str, list[re.Pattern[str]]] = {}
         self.prefixes: dict[str, re.Pattern[str]] = {}
         self.substrings: set[str] = set()
-        for term in terms:
+        for term in (t.lower() for t in terms):
             core = term.removesuffix("*")
             words = _WORD.findall(core)
             if _NON_LATIN.search(core) or not words:
@@ -149,11 +149,5 @@ def _matcher(terms: frozenset[str]) -> _Matcher:
 def mentions_country(text: str, terms: Iterable[Iterable[str]]) -> bool:
     """True when ``text`` names North Korea or Russia (either is enough)."""
     text = text.translate(_TYPOGRAPHY)
-    return any(_matcher(_lowered(group)).search(text) for group in terms)
-
-
-def _lowered(group: Iterable[str]) -> frozenset[str]:
-    # The loaders already give lower-case frozensets; reuse them (and their cached hash).
-    if isinstance(group, frozenset) and all(t == t.lower() for t in group):
-        return group
-    return frozenset(t.lower() for t in group)
+    # frozenset() of a frozenset is the same object, hash cached: no per-item work.
+    return any(_matcher(frozenset(group)).search(text) for group in terms)

@@ -97,7 +97,7 @@ def _rss(feed_name: str, root: ET.Element, max_items: int) -> ParsedFeed:
         entries=entries,
         problem=f"{len(items)} entries, kept the first {max_items}" if len(items) > max_items
         else None,
-        ttl_seconds=_ttl(channel.findtext("ttl")),
+        ttl_seconds=ttl_seconds(channel.findtext("ttl")),
     )
 
 
@@ -278,12 +278,18 @@ def _html(value: str | None) -> str:
     return text
 
 
-def _ttl(value: str | None) -> float | None:
+def ttl_seconds(value: object) -> float | None:
+    """RSS ``<ttl>`` (minutes) as seconds; junk and absurd values are ignored, not trusted.
+
+    Shared with the feedparser path, so both parsers read the hint alike."""
     try:
-        minutes = int((value or "").strip())
-    except ValueError:
+        minutes = int(str(value).strip())
+    except (TypeError, ValueError):
         return None
-    return minutes * 60.0 if 0 < minutes <= 7 * 24 * 60 else None
+    return minutes * 60.0 if 0 < minutes <= _MAX_TTL_MINUTES else None
+
+
+_MAX_TTL_MINUTES = 7 * 24 * 60
 
 
 def _utc_seconds(when: datetime) -> datetime:

@@ -20,7 +20,7 @@ from typing import Any
 import feedparser
 
 from monitor.errors import ParseError
-from monitor.fastparse import fast_parse
+from monitor.fastparse import fast_parse, ttl_seconds
 from monitor.models import ParsedFeed, RawEntry
 from monitor.xmlguard import check_xml
 
@@ -85,22 +85,8 @@ def parse_feed(
         title=title,
         entries=tuple(entries),
         problem="; ".join(problems) or None,
-        ttl_seconds=_ttl_seconds(feed_info.get("ttl")),
+        ttl_seconds=ttl_seconds(feed_info.get("ttl")),
     )
-
-
-_MAX_TTL_MINUTES = 7 * 24 * 60
-
-
-def _ttl_seconds(value: object) -> float | None:
-    """RSS ``<ttl>`` (minutes) as seconds; junk and absurd values are ignored, not trusted."""
-    try:
-        minutes = int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    if minutes <= 0 or minutes > _MAX_TTL_MINUTES:
-        return None
-    return minutes * 60.0
 
 
 def _looks_like_feed(parsed: Mapping[str, Any], body: bytes) -> bool:
