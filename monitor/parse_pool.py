@@ -158,12 +158,13 @@ def _pack(parsed: ParsedFeed) -> tuple[Any, ...]:
     """Plain tuples pickle in a quarter of the time frozen slotted dataclasses take
     (measured: 150 µs instead of 440 µs for a 50-item feed, round trip)."""
     entries = [tuple(getattr(e, name) for name in _ENTRY_FIELDS) for e in parsed.entries]
-    return (parsed.feed_name, parsed.title, parsed.problem, entries)
+    return (parsed.feed_name, parsed.title, parsed.problem, entries, parsed.ttl_seconds)
 
 
 def _unpack(packed: tuple[Any, ...]) -> ParsedFeed:
-    feed_name, title, problem, entries = packed
-    return ParsedFeed(feed_name, title, tuple(RawEntry(*values) for values in entries), problem)
+    feed_name, title, problem, entries, ttl_seconds = packed
+    return ParsedFeed(feed_name, title, tuple(RawEntry(*values) for values in entries), problem,
+                      ttl_seconds)
 
 
 def _send_frame(sock: socket.socket, payload: bytes) -> None:

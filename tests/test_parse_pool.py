@@ -96,6 +96,17 @@ async def test_pool_results_equal_in_process_results() -> None:
         assert result.entries  # not vacuously equal
 
 
+@pytest.mark.parametrize("version", ["2.0", "0.92"])  # the fast path, then feedparser
+async def test_feed_level_facts_cross_the_boundary_too(version: str) -> None:
+    body = (f'<rss version="{version}"><channel><title>Desk</title><ttl>30</ttl>'
+            '<item><title>One</title><guid>t-1</guid><link>https://t.example/1</link></item>'
+            '</channel></rss>').encode()
+    async with ParserPool(workers=1) as pool:
+        result = await pool.parse("ttl", body)
+    assert result == parse_feed("ttl", body)
+    assert (result.title, result.ttl_seconds, len(result.entries)) == ("Desk", 1800.0, 1)
+
+
 async def test_errors_come_back_typed_with_their_messages() -> None:
     async with ParserPool() as pool:
         with pytest.raises(ParseError, match="not a feed") as info:
