@@ -104,41 +104,62 @@ class _Matcher:
     position. A Latin term can only match where its first word is a whole word
     of the text (a prefix term: where a word starts with it), and a non-Latin
     term is a plain substring, so each item needs a set lookup per word and
-    the regexes of the handful of terms that could match.
+    the regexes of the handful of terms whose words are all there. The non-Latin terms
+    share one regex, skipped outright for the (most common) all-ASCII text.
     """
 
     def __init__(self, terms: frozenset[str]) -> None:
-        self.by_first_word: dict[str, list[re.Pattern[str]]] = {}
+        self.by_first_word: dict[str, list[tuple[frozenset[str], re.Pattern[str]]]] = {}
         self.prefixes: dict[str, re.Pattern[str]] = {}
-        self.substrings: set[str] = set()
+        substrings: set[str] = set()
         for term in (t.lower() for t in terms):
             core = term.removesuffix("*")
             words = _WORD.findall(core)
             if _NON_LATIN.search(core) or not words:
-                self.substrings.add(re.sub(r"\\(.)", r"\1", _term_regex(term)))
+                substrings.add(re.sub(r"\\(.)", r"\1", _term_regex(term)))
                 continue
             pattern = re.compile(_term_regex(term), re.IGNORECASE)
             if term.endswith("*") and len(words) == 1:
                 self.prefixes[words[0]] = pattern
             else:
-                self.by_first_word.setdefault(words[0], []).append(pattern)
+                # Every whole word of the term must be a word of the text ("the north"
+                # is not tried on every text that has "the"); a prefix term's last
+                # word need only start one.
+                needed = frozenset(words[:-1] if term.endswith("*") else words)
+                self.by_first_word.setdefault(words[0], []).append((needed, pattern))
+        self.ascii_substrings = tuple(s for s in substrings if s.isascii())
+        others = sorted((s for s in substrings if not s.isascii()), key=len, reverse=True)
+        self.other_substrings = re.compile("|".join(map(re.escape, others))) if others else None
 
-    def search(self, text: str) -> bool:
-        lower = text.lower()
-        if any(s in lower for s in self.substrings):
+    def search(self, text: str, view: _TextView) -> bool:
+        if any(s in view.lower for s in self.ascii_substrings):
             return True
-        words = set(_WORD.findall(lower))
-        for word in words.intersection(self.by_first_word):
-            if any(p.search(text) for p in self.by_first_word[word]):
+        if self.other_substrings is not None and not view.is_ascii \
+                and self.other_substrings.search(view.lower):
+            return True
+        for word in view.words.intersection(self.by_first_word):
+            if any(needed <= view.words and pattern.search(text)
+                   for needed, pattern in self.by_first_word[word]):
                 return True
         return any(
             pattern.search(text)
             for prefix, pattern in self.prefixes.items()
-            if any(w.startswith(prefix) for w in words)
+            if any(w.startswith(prefix) for w in view.words)
         )
 
 
 _WORD = re.compile(r"\w+")
+
+
+class _TextView:
+    """What every term group looks at, computed once per text rather than once per group."""
+
+    __slots__ = ("is_ascii", "lower", "words")
+
+    def __init__(self, text: str) -> None:
+        self.lower = text.lower()
+        self.is_ascii = self.lower.isascii()
+        self.words = set(_WORD.findall(self.lower))
 
 
 @functools.lru_cache(maxsize=16)
@@ -149,5 +170,6 @@ def _matcher(terms: frozenset[str]) -> _Matcher:
 def mentions_country(text: str, terms: Iterable[Iterable[str]]) -> bool:
     """True when ``text`` names North Korea or Russia (either is enough)."""
     text = text.translate(_TYPOGRAPHY)
+    view = _TextView(text)
     # frozenset() of a frozenset is the same object, hash cached: no per-item work.
-    return any(_matcher(frozenset(group)).search(text) for group in terms)
+    return any(_matcher(frozenset(group)).search(text, view) for group in terms)
