@@ -144,13 +144,15 @@ async def _parse_in_thread(feed_name: str, body: bytes, **kwargs: Any) -> Parsed
     return await asyncio.to_thread(parse_feed, feed_name, body, **kwargs)
 
 
-def _deps(parse_fn: Any, **given: Any) -> PipelineDeps:
+def _deps(parse_fn: Any, classify_fn: Any, **given: Any) -> PipelineDeps:
     """PipelineDeps from what this version of it accepts (the pipeline is still growing)."""
     from monitor.pipeline import PipelineDeps
 
     accepted = {f.name for f in dataclasses.fields(PipelineDeps)}
     if "parse" in accepted:
         given["parse"] = parse_fn
+    if "classify" in accepted:
+        given["classify"] = classify_fn
     return PipelineDeps(**{k: v for k, v in given.items() if k in accepted})
 
 
@@ -168,7 +170,7 @@ async def _feed_states(store: Any) -> Any:
 
 async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int, seed: int,
                        *, parse: str = "thread", profile: str | None = None,
-                       warm_repeats: int = 0) -> dict[str, Any]:
+                       warm_repeats: int = 0, classify_workers: int = 0) -> dict[str, Any]:
     """Cold, warm and all-304 cycles; with ``profile`` ("cold" or "all304") only that
     cycle is profiled (after an unprofiled cold one for "all304") and then it stops.
 
@@ -199,8 +201,18 @@ async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int,
         stack.callback(store.close)
         store.migrate()
         async with build_client(limits) as client:
+            classify_fn: Any = getattr(classifier, "classify_in_thread", None)
+            classify_note = "thread"
+            if classify_workers > 0 and classify_fn is not None:
+                from monitor.classify_pool import ClassifierPool
+
+                classify_pool = await stack.enter_async_context(
+                    ClassifierPool(classifier, model_path=None, workers=classify_workers))
+                classify_fn = classify_pool.classify
+                classify_note = f"process pool ({classify_workers} workers)"
+            parse_note += f"; classify in {classify_note}"
             deps = _deps(
-                parse_fn,
+                parse_fn, classify_fn,
                 client=client, store=store, classifier=classifier, fetch_limits=limits,
                 rules=AlertRules(destination="console"), max_items=500,
                 now=lambda: datetime.now(UTC), states=await _feed_states(store),
@@ -361,6 +373,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--parse", choices=("thread", "pool"), default="thread")
+    parser.add_argument("--classify-workers", type=int, default=0,
+                        help="classifier worker processes (0: score in a thread)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="warm mode: rounds of (bump, warm, all-304) after one cold cycle")
     parser.add_argument("--cycle", choices=("cold", "all304"), default="cold",
@@ -371,6 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         result = asyncio.run(run_pipeline(args.base, args.feeds, args.concurrency, args.bump,
                                           args.seed, parse=args.parse,
+                                          classify_workers=args.classify_workers,
                                           profile=args.cycle if args.mode == "profile" else None,
                                           warm_repeats=args.repeats if args.mode == "warm" else 0))
     json.dump(result, sys.stdout)

@@ -26,6 +26,7 @@ from monitor.alerts.notices import Notifier
 from monitor.alerts.outbox import drain_outbox
 from monitor.cadence import CadencePolicy
 from monitor.classify import ArticleClassifier
+from monitor.classify_pool import ClassifierPool
 from monitor.countries import load_country_terms, load_prefilter_terms
 from monitor.decide import AlertRules
 from monitor.fetch import FetchLimits, build_client
@@ -213,6 +214,11 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         max_article_age_hours=settings.alerts.max_article_age_hours,
         snippet_chars=settings.alerts.snippet_chars,
     )
+    classify = classifier.classify_in_thread
+    if settings.classifier.workers > 0:
+        pool = await stack.enter_async_context(ClassifierPool(
+            classifier, model_path=settings.model_file, workers=settings.classifier.workers))
+        classify = pool.classify
     parse = settings.parse
     parser = await stack.enter_async_context(
         ParserPool(workers=parse.workers, timeout_seconds=parse.timeout_seconds,
@@ -226,7 +232,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     deps = PipelineDeps(
         client=client,
         store=store,
-        classifier=classifier,
+        classify=classify,
         fetch_limits=limits,
         rules=rules,
         max_items=settings.fetch.max_items,

@@ -12,6 +12,7 @@ is such items, so this saves most of the model's CPU. They get score 0 and a rea
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,37 +51,47 @@ class ArticleClassifier:
             raise ClassifyError(str(exc)) from exc
         return cls(model, threshold=threshold, prefilter=prefilter)
 
-    def classify(self, articles: Sequence[Article]) -> list[Verdict]:
-        if not articles or self.prefilter is None:
-            return self._score(articles)
-        named = [mentions_country(a.text, self.prefilter) for a in articles]
-        scored = iter(self._score([a for a, hit in zip(articles, named, strict=True) if hit]))
-        return [next(scored) if hit else self._unscored(a)
-                for a, hit in zip(articles, named, strict=True)]
+    async def classify_in_thread(self, articles: Sequence[Article]) -> list[Verdict]:
+        """Off the event loop but in the daemon's process (``classifier.workers = 0``)."""
+        return await asyncio.to_thread(self.classify, articles)
 
-    def _unscored(self, article: Article) -> Verdict:
+    def classify(self, articles: Sequence[Article]) -> list[Verdict]:
+        return self.classify_texts([a.id for a in articles], [a.text for a in articles])
+
+    def classify_texts(self, ids: Sequence[str], texts: Sequence[str]) -> list[Verdict]:
+        """Verdicts for articles given by id and text: all a verdict depends on, and all
+        that has to cross into a classifier worker process (monitor.classify_pool)."""
+        if len(ids) != len(texts):
+            raise ClassifyError(f"{len(ids)} ids for {len(texts)} texts")
+        if not ids or self.prefilter is None:
+            return self._score(ids, texts)
+        named = [mentions_country(text, self.prefilter) for text in texts]
+        chosen = [i for i, hit in enumerate(named) if hit]
+        scored = iter(self._score([ids[i] for i in chosen], [texts[i] for i in chosen]))
+        return [next(scored) if hit else self._unscored(article_id)
+                for article_id, hit in zip(ids, named, strict=True)]
+
+    def _unscored(self, article_id: str) -> Verdict:
         return Verdict(
-            article_id=article.id, score=0.0, match=False, threshold=self.threshold,
+            article_id=article_id, score=0.0, match=False, threshold=self.threshold,
             reason=UNSCORED_REASON, model_version=self.version, event_type=None, keywords=(),
         )
 
-    def _score(self, articles: Sequence[Article]) -> list[Verdict]:
-        if not articles:
+    def _score(self, ids: Sequence[str], texts: Sequence[str]) -> list[Verdict]:
+        if not ids:
             return []
         try:
             # The threshold goes in, so the match, its reason and its event type all
             # follow the operator's threshold rather than the one stored with the model.
-            scored = self.model.score(
-                [article.text for article in articles], threshold=self.threshold
-            )
+            scored = self.model.score(list(texts), threshold=self.threshold)
         except ClassifierError as exc:
             raise ClassifyError(f"model {self.version} failed: {exc}") from exc
         verdicts = []
-        for article, result in zip(articles, scored, strict=True):
+        for article_id, result in zip(ids, scored, strict=True):
             match = bool(result.match)
             verdicts.append(
                 Verdict(
-                    article_id=article.id,
+                    article_id=article_id,
                     score=float(result.score),
                     match=match,
                     threshold=self.threshold,

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import pickle
 import resource
@@ -51,6 +50,7 @@ from typing import Any
 from monitor.errors import HostileFeedError, ParseError
 from monitor.models import ParsedFeed, RawEntry
 from monitor.parse import parse_feed
+from monitor.worker_context import worker_context
 
 log = logging.getLogger("monitor.parse_pool")
 
@@ -340,7 +340,7 @@ class ParserPool:
         self.counts: Counter[str] = Counter()
         """Outcomes and worker restarts, for metrics: ``ok``, ``parse_error``, each
         ``HostileFeedError`` kind, ``worker_died``, ``worker_started``."""
-        self._context = _mp_context()
+        self._context = worker_context()
         self._slots = [_Slot() for _ in range(workers)]
         self._idle: asyncio.Queue[_Slot | None] = asyncio.Queue()
         self._dead: list[BaseProcess] = []
@@ -541,15 +541,6 @@ class ParserPool:
     def _reap(self) -> None:
         """Collect killed workers that have exited (``exitcode`` polls without blocking)."""
         self._dead = [p for p in self._dead if p.exitcode is None]
-
-
-def _mp_context() -> BaseContext:
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        # Applies when this process first starts its forkserver; harmless afterwards.
-        context.set_forkserver_preload(["monitor.parse_pool"])
-        return context
-    return multiprocessing.get_context("spawn")
 
 
 def _join_all(processes: list[BaseProcess], grace: float) -> None:

@@ -20,7 +20,6 @@ from datetime import datetime
 
 import httpx
 
-from monitor.classify import ArticleClassifier
 from monitor.decide import AlertRules, decide
 from monitor.dedupe import dedupe_batch
 from monitor.errors import FetchError, MonitorError, StoreError
@@ -36,6 +35,7 @@ from monitor.transitions import counted_failure, counted_success, with_lifecycle
 log = logging.getLogger("monitor.pipeline")
 
 ParseFn = Callable[..., Awaitable[ParsedFeed]]
+ClassifyFn = Callable[[list[Article]], Awaitable[list[Verdict]]]
 EnrichFn = Callable[[list[Article]], Awaitable[list[Article]]]
 
 
@@ -43,7 +43,8 @@ EnrichFn = Callable[[list[Article]], Awaitable[list[Article]]]
 class PipelineDeps:
     client: httpx.AsyncClient
     store: Store
-    classifier: ArticleClassifier
+    classify: ClassifyFn
+    """Scores articles off the event loop (classifier worker processes or a thread)."""
     fetch_limits: FetchLimits
     rules: AlertRules
     max_items: int
@@ -98,16 +99,21 @@ class _Progress:
 def _record_batch(
     store: Store, pairs: list[tuple[Article, Verdict]], rules: AlertRules, now: datetime
 ) -> tuple[int, int]:
-    """Record each article with its verdict and alert atomically; returns (new, alerts)."""
+    """Record the poll's articles with their verdicts and alerts in one transaction;
+    returns (new, alerts)."""
+    decisions = [decide(article, verdict, rules, now=now) for article, verdict in pairs]
+    inserted = store.record_articles(
+        [(article, verdict, decision.alert)
+         for (article, verdict), decision in zip(pairs, decisions, strict=True)])
     new = alerts = 0
-    for article, verdict in pairs:
-        decision = decide(article, verdict, rules, now=now)
-        if store.record_article(article, verdict, decision.alert):
-            new += 1
-            if decision.alert is not None:
-                alerts += 1
-            elif verdict.match:
-                log.info("no alert for %s (%s): %s", article.id, article.source, decision.reason)
+    for (article, verdict), decision, is_new in zip(pairs, decisions, inserted, strict=True):
+        if not is_new:
+            continue
+        new += 1
+        if decision.alert is not None:
+            alerts += 1
+        elif verdict.match:
+            log.info("no alert for %s (%s): %s", article.id, article.source, decision.reason)
     return new, alerts
 
 
@@ -170,7 +176,7 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     fresh = await asyncio.to_thread(deps.store.filter_unseen, articles)
     if deps.enrich is not None and fresh:
         fresh = await deps.enrich(fresh)
-    verdicts = await asyncio.to_thread(deps.classifier.classify, fresh)
+    verdicts = await deps.classify(fresh)
     progress.matches = sum(v.match for v in verdicts)
     progress.new, progress.alerts = await asyncio.to_thread(
         _record_batch, deps.store, list(zip(fresh, verdicts, strict=True)), deps.rules, now

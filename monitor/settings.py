@@ -126,6 +126,9 @@ class ClassifierSettings(_Section):
     target_precision: float = Field(default=0.9, gt=0, lt=1)
     prefilter: bool = True
     """Leave items that name neither country unscored (see monitor.classify)."""
+    workers: int = Field(default=1, ge=0, le=64)
+    """Processes that score articles (see monitor.classify_pool); 0 scores in a thread
+    of the daemon, which saves their memory but competes with the event loop."""
 
 
 class ParseSettings(_Section):

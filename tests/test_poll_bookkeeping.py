@@ -116,7 +116,7 @@ async def _poll(feed: Feed, store: SqliteStore, classifier: ArticleClassifier,
                          unconditional_probability=0.0)
     async with build_client(limits) as client:
         deps = PipelineDeps(
-            client=client, store=store, classifier=classifier, fetch_limits=limits,
+            client=client, store=store, classify=classifier.classify_in_thread, fetch_limits=limits,
             rules=AlertRules(destination="console", max_article_age_hours=0), max_items=100,
             now=lambda: at, parse=_parse_in_thread, rng=random.Random(1), states=states,
             lifecycle=policy or LifecyclePolicy(),
@@ -203,8 +203,9 @@ def test_gone_disables_and_is_not_polled_again(
 def test_a_failure_mid_batch_keeps_the_old_validators_and_loses_nothing(
     store: SqliteStore, classifier: ArticleClassifier
 ) -> None:
-    """The store fails after some of a 200's articles are written: the validators must
-    not be saved, so the next poll refetches and records the rest, alerting each once."""
+    """The store fails after some of a 200's articles are written: the poll's one
+    transaction rolls back and the validators are not saved, so the next poll refetches
+    and records them all, alerting each once."""
     states = FeedStates(store)
     store._conn.executescript("""
         CREATE TRIGGER boom BEFORE INSERT ON articles
@@ -217,13 +218,13 @@ def test_a_failure_mid_batch_keeps_the_old_validators_and_loses_nothing(
         assert crashed.status == "StoreError" and "disk full" in (crashed.error or "")
         half = _state(store, "Desk")
         assert half.etag is None and half.consecutive_errors == 1
-        assert len(store.recent_articles(limit=50)) == 2
+        assert len(store.recent_articles(limit=50)) == 0  # all or nothing
 
         store._conn.execute("DROP TRIGGER boom")
         healed = poll(feed, store, classifier, states, at=T0 + timedelta(minutes=5))
         sent = [r.headers.get("if-none-match") for r in server.requests]
     assert sent == [None, None]  # no validator was stored by the failed poll
-    assert healed.status == "ok" and healed.new_items == 2
+    assert healed.status == "ok" and healed.new_items == 4
     assert len(store.recent_articles(limit=50)) == 4
     alerts = store.claim_due_alerts(now=T0 + timedelta(days=1), limit=50, lease_seconds=60)
     assert len({a.article_id for a in alerts}) == len(alerts)  # each alert exactly once

@@ -70,6 +70,22 @@ def test_failed_alert_insert_rolls_back_article(store: SqliteStore) -> None:
     assert store.get_article("a2") is None  # nothing half-written
 
 
+def test_a_batch_is_one_transaction_with_a_result_per_record(store: SqliteStore) -> None:
+    a, b, c = article(1), article(2), article(3)
+    store.record_article(a, verdict(a), alert(a))
+    twin = article(4, url=b.url)  # another outlet's copy of b, in the same batch
+    results = store.record_articles([(a, verdict(a), alert(a)), (b, verdict(b), alert(b)),
+                                     (twin, verdict(twin), None), (c, verdict(c, False), None)])
+    assert results == [False, True, False, True]
+    assert store.outbox_counts()["pending"] == 2
+    clash = Alert(**{**{f: getattr(alert(c), f) for f in Alert.__slots__}, "id": "al-a1"})
+    d, e = article(5), article(6)
+    with pytest.raises(StoreError):
+        store.record_articles([(d, verdict(d), None), (e, verdict(e), clash)])
+    assert store.get_article("a5") is None  # the record before the failure is undone too
+    assert store.record_articles([]) == []
+
+
 def test_filter_unseen_by_id_and_canonical_url(store: SqliteStore) -> None:
     a = article(1)
     store.record_article(a, verdict(a, False), None)

@@ -60,6 +60,14 @@ class Store(Protocol):
         which makes recording idempotent across crashes and concurrent workers.
         """
 
+    def record_articles(
+        self, records: list[tuple[Article, Verdict, Alert | None]]
+    ) -> list[bool]:
+        """``record_article`` for a whole poll's items in ONE transaction (all or none).
+
+        A commit per article cost more than the inserts themselves on a cold cycle.
+        """
+
     def get_article(self, article_id: str) -> tuple[Article, Verdict | None] | None: ...
 
     # --- outbox ----------------------------------------------------------------

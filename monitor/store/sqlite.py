@@ -376,61 +376,15 @@ class SqliteStore:
         ]
 
     def record_article(self, article: Article, verdict: Verdict, alert: Alert | None) -> bool:
+        return self.record_articles([(article, verdict, alert)])[0]
+
+    def record_articles(
+        self, records: list[tuple[Article, Verdict, Alert | None]]
+    ) -> list[bool]:
+        if not records:
+            return []
         with self._tx() as conn:
-            inserted = conn.execute(
-                """
-                INSERT OR IGNORE INTO articles
-                    (id, feed_name, source, url, title, summary, published_at, first_seen_at, guid)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                (
-                    article.id,
-                    article.feed_name,
-                    article.source,
-                    article.url,
-                    article.title,
-                    article.summary,
-                    _iso(article.published_at),
-                    _iso(article.first_seen_at),
-                    article.guid,
-                ),
-            ).rowcount
-            if not inserted:
-                return False
-            conn.execute(
-                """
-                INSERT INTO verdicts (article_id, score, match, threshold, reason, model_version,
-                                      event_type, keywords)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                (
-                    verdict.article_id,
-                    verdict.score,
-                    int(verdict.match),
-                    verdict.threshold,
-                    verdict.reason,
-                    verdict.model_version,
-                    verdict.event_type,
-                    json.dumps(list(verdict.keywords)),
-                ),
-            )
-            if alert is not None:
-                conn.execute(
-                    """
-                    INSERT INTO alerts (id, article_id, destination, payload, status, attempts,
-                                        next_attempt_at, created_at)
-                    VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)
-                    """,
-                    (
-                        alert.id,
-                        alert.article_id,
-                        alert.destination,
-                        json.dumps(_alert_payload(alert)),
-                        _iso(article.first_seen_at),
-                        _iso(article.first_seen_at),
-                    ),
-                )
-        return True
+            return [_insert_article(conn, *record) for record in records]
 
     def get_article(self, article_id: str) -> tuple[Article, Verdict | None] | None:
         rows = self._query(
@@ -618,3 +572,63 @@ def _article(row: sqlite3.Row) -> Article:
         first_seen_at=datetime.fromisoformat(row["first_seen_at"]),
         guid=row["guid"],
     )
+
+
+def _insert_article(
+    conn: sqlite3.Connection, article: Article, verdict: Verdict, alert: Alert | None
+) -> bool:
+    """Article, verdict and alert rows; False (nothing written) if the article is stored."""
+    inserted = conn.execute(
+        """
+        INSERT OR IGNORE INTO articles
+            (id, feed_name, source, url, title, summary, published_at, first_seen_at, guid)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        (
+            article.id,
+            article.feed_name,
+            article.source,
+            article.url,
+            article.title,
+            article.summary,
+            _iso(article.published_at),
+            _iso(article.first_seen_at),
+            article.guid,
+        ),
+    ).rowcount
+    if not inserted:
+        return False
+    conn.execute(
+        """
+        INSERT INTO verdicts (article_id, score, match, threshold, reason, model_version,
+                              event_type, keywords)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        (
+            verdict.article_id,
+            verdict.score,
+            int(verdict.match),
+            verdict.threshold,
+            verdict.reason,
+            verdict.model_version,
+            verdict.event_type,
+            json.dumps(list(verdict.keywords)),
+        ),
+    )
+    if alert is not None:
+        conn.execute(
+            """
+            INSERT INTO alerts (id, article_id, destination, payload, status, attempts,
+                                next_attempt_at, created_at)
+            VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)
+            """,
+            (
+                alert.id,
+                alert.article_id,
+                alert.destination,
+                json.dumps(_alert_payload(alert)),
+                _iso(article.first_seen_at),
+                _iso(article.first_seen_at),
+            ),
+        )
+    return True
