@@ -97,6 +97,16 @@ def test_filter_unseen_by_id_and_canonical_url(store: SqliteStore) -> None:
     assert store.record_article(dup, verdict(dup), None) is False
 
 
+def test_the_seen_check_uses_indexes_not_a_table_scan(store: SqliteStore) -> None:
+    """It runs on every changed feed; a scan grows with the whole archive."""
+    from monitor.store.sqlite import _SEEN_IDS, _SEEN_URLS
+
+    for query in (f"{_SEEN_URLS} (?, ?)", f"{_SEEN_IDS} (?, ?)"):
+        plan = " ".join(row[3] for row in store._conn.execute(f"EXPLAIN QUERY PLAN {query}",
+                                                               ("a", "b")))
+        assert "USING COVERING INDEX" in plan and "SCAN" not in plan, (query, plan)
+
+
 def test_claim_lease_retry_and_sent(store: SqliteStore) -> None:
     a = article(1)
     store.record_article(a, verdict(a), alert(a))

@@ -110,6 +110,10 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+_SEEN_IDS = "SELECT id FROM articles WHERE id IN"
+_SEEN_URLS = "SELECT url FROM articles WHERE url <> '' AND url IN"
+
+
 class SqliteStore:
     """Store protocol on a local SQLite file (or ``:memory:`` for tests)."""
 
@@ -363,12 +367,14 @@ class SqliteStore:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._query(f"SELECT id FROM articles WHERE id IN ({marks})", tuple(chunk))
+            rows = self._query(f"{_SEEN_IDS} ({marks})", tuple(chunk))
             seen_ids.update(r["id"] for r in rows)
         for start in range(0, len(urls), 500):
             chunk = urls[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._query(f"SELECT url FROM articles WHERE url IN ({marks})", tuple(chunk))
+            # "url <> ''" lets SQLite use the (partial) URL index; without it, every
+            # poll scanned the whole table.
+            rows = self._query(f"{_SEEN_URLS} ({marks})", tuple(chunk))
             seen_urls.update(r["url"] for r in rows)
         return [
             a for a in articles
