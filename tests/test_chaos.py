@@ -93,3 +93,45 @@ max_redirects = 3
         assert len(new_home) == 2
         # the moved feed keeps its validators: a conditional GET, not a full download
         assert new_home[-1].headers.get("if-none-match") == '"new-home-v1"'
+
+
+def _rss(*items: tuple[str, str]) -> bytes:
+    body = "".join(f"<item><title>{title}</title><link>https://wire.example/{slug}</link>"
+                   f"<guid>wire-{slug}</guid><pubDate>Mon, 09 Sep 2024 08:00:00 GMT</pubDate>"
+                   f"<description>{title}.</description></item>" for slug, title in items)
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Wire</title>{body}</channel></rss>").encode()
+
+
+def test_a_broken_304_is_caught_by_the_occasional_unconditional_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server changes the feed but keeps its ETag, so every conditional poll gets a 304
+    and the new story would stay hidden; an unconditional poll finds it and alerts once."""
+    for key in ("SLACK_BOT_TOKEN", "SLACK_CHANNEL", "SLACK_WEBHOOK_URL"):
+        monkeypatch.delenv(key, raising=False)
+    quiet = ("harvest", "Farmers in Brittany report an early grain harvest")
+    story = ("shells", "North Korea sent more artillery shells to Russia by rail, "
+                       "South Korean intelligence says")
+    with FeedServer() as server:
+        feeds = {"Healthy": server.add_file("/healthy.xml", HEALTHY),
+                 "Broken304": server.add_file("/wire.xml", _rss(quiet), etag='"w1"')}
+
+        def cycle(probability: float) -> str:
+            config = write_config(tmp_path, feeds,
+                                  f"[fetch]\nunconditional_probability = {probability}\n")
+            assert main(["once", "--config", str(config)]) == 0
+            return capsys.readouterr().out
+
+        cycle(0.0)
+        server.add_file("/wire.xml", _rss(story, quiet), etag='"w1"')  # same ETag: broken
+        hidden = cycle(0.0)
+        found = cycle(1.0)
+        again = cycle(1.0)
+        sent = [r.headers.get("if-none-match") for r in server.requests
+                if r.path == "/wire.xml"]
+    assert sent == [None, '"w1"', None, None]
+    assert "wire.example/shells" not in hidden          # the 304 hid it
+    assert found.count("https://wire.example/shells") == 1  # found and alerted
+    assert "wire.example/shells" not in again           # once only
+    assert server.hits("/healthy.xml") == 4             # the healthy feed, every cycle
