@@ -158,9 +158,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      "--feeds", str(min(feeds, n)), "--concurrency", str(args.concurrency)])
         if args.soak:
             _say(f"soak: {args.soak} warm cycles of {n} feeds in one process")
-            results["soak"] = _run_json(
-                ["bench.soak", "--base", base, "--feeds", str(n), "--cycles", str(args.soak),
-                 "--concurrency", str(args.concurrency), "--bump", str(bump)])
+            try:  # the last step: its failure must not throw away the half hour before it
+                results["soak"] = _run_json(
+                    ["bench.soak", "--base", base, "--feeds", str(n), "--cycles",
+                     str(args.soak), "--concurrency", str(args.concurrency),
+                     "--bump", str(bump)])
+            except SystemExit as exc:
+                results["soak_error"] = str(exc)
     results["elapsed_s"] = time.monotonic() - started
     return results
 
@@ -288,11 +292,14 @@ def report(results: dict[str, Any]) -> str:
     soak = results.get("soak")
     if soak:
         rss, walls = soak["rss_mb"], soak["wall_s"]
-        lines += ["", f"memory across {len(rss) - 1} warm cycles after a cold one (VmRSS after "
-                      f"each cycle, MB): after cold {rss[0]:.0f}, after warm 1 {rss[1]:.0f}, "
+        lines += ["", f"memory across {len(rss) - 1} warm cycles after a cold one (VmRSS of the "
+                      f"process and its workers after each cycle, MB): after cold {rss[0]:.0f}, "
+                      f"after warm 1 {rss[1]:.0f}, "
                       f"after warm {min(10, len(rss) - 1)} {rss[min(10, len(rss) - 1)]:.0f}, "
                       f"last {rss[-1]:.0f}, max {max(rss):.0f}; "
                       f"warm cycle wall median {statistics.median(walls[1:]):.2f} s"]
+    if results.get("soak_error"):
+        lines += ["", f"soak: {results['soak_error']} (see the error above)"]
     lines += ["", _targets(summary_rows, base_rows, micro, n)]
     return "\n".join(lines)
 

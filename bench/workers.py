@@ -168,6 +168,49 @@ async def _feed_states(store: Any) -> Any:
     return states
 
 
+async def build_deps(stack: AsyncExitStack, concurrency: int, *, parse: str,
+                     classify_workers: int) -> tuple[PipelineDeps, str, str]:
+    """The pipeline's dependencies as ``monitor/app.py`` builds them, in ``stack``:
+    (deps, classifier note, where parsing and classification run)."""
+    from monitor import app
+    from monitor.decide import AlertRules
+    from monitor.fetch import FetchLimits, build_client
+    from monitor.store.sqlite import SqliteStore
+
+    classifier, classifier_note = load_classifier()
+    limits = FetchLimits(user_agent=USER_AGENT, max_connections=max(concurrency, 10))
+    if parse == "pool":
+        from monitor.parse_pool import ParserPool
+
+        pool = await stack.enter_async_context(ParserPool(workers=cpu_count()))
+        parse_fn: Any = pool.parse
+        parse_note = f"process pool ({pool.workers} workers)"
+    else:
+        parse_fn = getattr(app, "parse_in_thread", _parse_in_thread)
+        parse_note = "thread (asyncio.to_thread)"
+    tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-poll-"))
+    store = SqliteStore(Path(tmp) / "bench.db")
+    stack.callback(store.close)
+    store.migrate()
+    client = await stack.enter_async_context(build_client(limits))
+    classify_fn: Any = getattr(classifier, "classify_in_thread", None)
+    classify_note = "thread"
+    if classify_workers > 0 and classify_fn is not None:
+        from monitor.classify_pool import ClassifierPool
+
+        classify_pool = await stack.enter_async_context(
+            ClassifierPool(classifier, model_path=None, workers=classify_workers))
+        classify_fn = classify_pool.classify
+        classify_note = f"process pool ({classify_workers} workers)"
+    deps = _deps(
+        parse_fn, classify_fn,
+        client=client, store=store, classifier=classifier, fetch_limits=limits,
+        rules=AlertRules(destination="console"), max_items=500,
+        now=lambda: datetime.now(UTC), states=await _feed_states(store),
+    )
+    return deps, classifier_note, f"{parse_note}; classify in {classify_note}"
+
+
 async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int, seed: int,
                        *, parse: str = "thread", profile: str | None = None,
                        warm_repeats: int = 0, classify_workers: int = 0) -> dict[str, Any]:
@@ -178,80 +221,48 @@ async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int,
     in this same process, returned as lists. A 2,000-feed cold cycle costs minutes, a
     warm one seconds, so this is how the warm path is measured repeatedly in one run."""
     from monitor import app
-    from monitor.decide import AlertRules
-    from monitor.fetch import FetchLimits, build_client
-    from monitor.store.sqlite import SqliteStore
 
-    classifier, classifier_note = load_classifier()
     feeds = feeds_for(base, count)
-    limits = FetchLimits(user_agent=USER_AGENT, max_connections=max(concurrency, 10))
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
-        if parse == "pool":
-            from monitor.parse_pool import ParserPool
-
-            pool = await stack.enter_async_context(ParserPool(workers=cpu_count()))
-            parse_fn: Any = pool.parse
-            parse_note = f"process pool ({pool.workers} workers)"
-        else:
-            parse_fn = getattr(app, "parse_in_thread", _parse_in_thread)
-            parse_note = "thread (asyncio.to_thread)"
-        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-poll-"))
-        store = SqliteStore(Path(tmp) / "bench.db")
-        stack.callback(store.close)
-        store.migrate()
-        async with build_client(limits) as client:
-            classify_fn: Any = getattr(classifier, "classify_in_thread", None)
-            classify_note = "thread"
-            if classify_workers > 0 and classify_fn is not None:
-                from monitor.classify_pool import ClassifierPool
-
-                classify_pool = await stack.enter_async_context(
-                    ClassifierPool(classifier, model_path=None, workers=classify_workers))
-                classify_fn = classify_pool.classify
-                classify_note = f"process pool ({classify_workers} workers)"
-            parse_note += f"; classify in {classify_note}"
-            deps = _deps(
-                parse_fn, classify_fn,
-                client=client, store=store, classifier=classifier, fetch_limits=limits,
-                rules=AlertRules(destination="console"), max_items=500,
-                now=lambda: datetime.now(UTC), states=await _feed_states(store),
-            )
-            freeze = getattr(app, "freeze_startup_heap", None)
-            if freeze is not None:  # as monitor/app.py does once everything is built
-                freeze()
-            quiet = dataclasses.replace(  # no random unconditional polls: pure 304 cost
-                deps, fetch_limits=dataclasses.replace(limits, unconditional_probability=0.0))
-            if profile is not None:
-                if profile == "all304":
-                    plain = ThreadPoolExecutor(thread_name_prefix="bench-plain")
-                    loop.set_default_executor(plain)
-                    await _cycle(feeds, deps, concurrency)
-                    plain.shutdown(wait=True)  # fresh, profiled threads from here on
-                profiles = _ThreadProfiles()
-                profiled = profiles.executor()
-                loop.set_default_executor(profiled)
-                profiles.start_main()
-                phase, summary = await _cycle(feeds, quiet if profile == "all304" else deps,
-                                              concurrency)
-                profiles.stop_main()
-                profiled.shutdown(wait=True)
-                return {"classifier": classifier_note, "parse": parse_note, "cycle": profile,
-                        "phase": phase.as_dict(), "summary": summary,
-                        "profile": profiles.breakdown()}
-            cold, cold_summary = await _cycle(feeds, deps, concurrency)
-            if warm_repeats:
-                rounds: dict[str, Any] = {"warm": [], "all304": []}
-                for round_ in range(warm_repeats):
-                    await asyncio.to_thread(bump, base, bump_count, seed + round_)
-                    for name, cycle_deps in (("warm", deps), ("all304", quiet)):
-                        phase, summary = await _cycle(feeds, cycle_deps, concurrency)
-                        rounds[name].append({"phase": phase.as_dict(), "summary": summary})
-                return {"classifier": classifier_note, "parse": parse_note,
-                        "cold": cold.as_dict(), "cold_summary": cold_summary, **rounds}
-            await asyncio.to_thread(bump, base, bump_count, seed)
-            warm, warm_summary = await _cycle(feeds, deps, concurrency)
-            still, still_summary = await _cycle(feeds, quiet, concurrency)
+        deps, classifier_note, parse_note = await build_deps(
+            stack, concurrency, parse=parse, classify_workers=classify_workers)
+        limits = deps.fetch_limits
+        freeze = getattr(app, "freeze_startup_heap", None)
+        if freeze is not None:  # as monitor/app.py does once everything is built
+            freeze()
+        quiet = dataclasses.replace(  # no random unconditional polls: pure 304 cost
+            deps, fetch_limits=dataclasses.replace(limits, unconditional_probability=0.0))
+        if profile is not None:
+            if profile == "all304":
+                plain = ThreadPoolExecutor(thread_name_prefix="bench-plain")
+                loop.set_default_executor(plain)
+                await _cycle(feeds, deps, concurrency)
+                plain.shutdown(wait=True)  # fresh, profiled threads from here on
+            profiles = _ThreadProfiles()
+            profiled = profiles.executor()
+            loop.set_default_executor(profiled)
+            profiles.start_main()
+            phase, summary = await _cycle(feeds, quiet if profile == "all304" else deps,
+                                          concurrency)
+            profiles.stop_main()
+            profiled.shutdown(wait=True)
+            return {"classifier": classifier_note, "parse": parse_note, "cycle": profile,
+                    "phase": phase.as_dict(), "summary": summary,
+                    "profile": profiles.breakdown()}
+        cold, cold_summary = await _cycle(feeds, deps, concurrency)
+        if warm_repeats:
+            rounds: dict[str, Any] = {"warm": [], "all304": []}
+            for round_ in range(warm_repeats):
+                await asyncio.to_thread(bump, base, bump_count, seed + round_)
+                for name, cycle_deps in (("warm", deps), ("all304", quiet)):
+                    phase, summary = await _cycle(feeds, cycle_deps, concurrency)
+                    rounds[name].append({"phase": phase.as_dict(), "summary": summary})
+            return {"classifier": classifier_note, "parse": parse_note,
+                    "cold": cold.as_dict(), "cold_summary": cold_summary, **rounds}
+        await asyncio.to_thread(bump, base, bump_count, seed)
+        warm, warm_summary = await _cycle(feeds, deps, concurrency)
+        still, still_summary = await _cycle(feeds, quiet, concurrency)
     return {"classifier": classifier_note, "parse": parse_note,
             "cold": cold.as_dict(), "cold_summary": cold_summary,
             "warm": warm.as_dict(), "warm_summary": warm_summary,

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from monitor.classify_pool import ClassifierPool
 from monitor.countries import load_prefilter_terms
 from monitor.errors import ClassifyError
 from monitor.models import Article
+from tests.support.processes import alive, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2024, 6, 19, 3, 0, tzinfo=UTC)
@@ -36,23 +36,6 @@ def as_articles(texts: list[str]) -> list[Article]:
     return [Article(id=f"t{i}", feed_name="F", source="Desk", url=f"https://d.example/{i}",
                     title=text, summary="", published_at=T0, first_seen_at=T0)
             for i, text in enumerate(texts)]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def wait_until(condition, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 async def test_workers_give_the_daemons_verdicts(classifier: ArticleClassifier) -> None:

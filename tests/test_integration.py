@@ -22,6 +22,7 @@ from monitor.cli import main
 from monitor.store.sqlite import SqliteStore
 from tests.support.fake_slack import DEFAULT_TOKEN, FakeSlack
 from tests.support.feed_server import FeedServer
+from tests.support.processes import wait_until
 
 FIXTURES = Path(__file__).parent / "fixtures" / "integration"
 REPO = Path(__file__).resolve().parent.parent
@@ -176,22 +177,13 @@ def _spawn(config: Path, env: dict[str, str], command: str = "run") -> subproces
     )
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_run_daemon_posts_and_stops_cleanly_on_sigterm(
     tmp_path: Path, feeds: FeedServer, slack: FakeSlack
 ) -> None:
     config = write_config(tmp_path, feeds)
     proc = _spawn(config, slack_env(slack))
     try:
-        assert _wait_for(lambda: len(slack.posted()) >= 4, 60), "daemon posted too little"
+        assert wait_until(lambda: len(slack.posted()) >= 4, 60), "daemon posted too little"
         time.sleep(1.5)  # one more drain interval: nothing further may be posted
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -223,7 +215,7 @@ def test_restart_after_crash_sends_each_alert_exactly_once(
     slack.stall_next(120, n=1)
     second = _spawn(config, slack_env(slack))
     try:
-        assert _wait_for(lambda: len(slack.posted()) >= 1, 60)
+        assert wait_until(lambda: len(slack.posted()) >= 1, 60)
         second.send_signal(signal.SIGKILL)
         second.communicate(timeout=30)
     finally:

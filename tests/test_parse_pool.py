@@ -21,6 +21,7 @@ from monitor.errors import HostileFeedError, ParseError
 from monitor.models import ParsedFeed, RawEntry
 from monitor.parse import parse_feed
 from monitor.parse_pool import ParserPool
+from tests.support.processes import alive
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
@@ -40,14 +41,6 @@ def busy_feed(items: int, description_chars: int = 40) -> bytes:
         for i in range(items)
     )
     return f'<rss version="0.92"><channel><title>Busy</title>{body}</channel></rss>'.encode()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def wait_for_new_pid(pool: ParserPool, old: int, timeout: float = 10.0) -> int:
