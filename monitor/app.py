@@ -70,6 +70,8 @@ def feeds_from(settings: Settings) -> list[Feed]:
             name=f.name,
             url=f.url,
             interval_seconds=f.interval_seconds,
+            min_interval_seconds=f.min_interval_seconds,
+            max_interval_seconds=f.max_interval_seconds,
             enabled=f.enabled,
             tags=f.tags,
         )

@@ -8,6 +8,7 @@ per poll. Pure decisions; the pipeline stores them and the app sends notices.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,6 +62,21 @@ def effective_url(feed: Feed, state: FeedState | None) -> str:
     return feed.url
 
 
+def feed_cadence(feed: Feed, cadence: CadencePolicy) -> CadencePolicy:
+    """The schedule's bounds with the feed's own where the config gives them (a wire
+    service may be worth polling every minute, an annual-report feed once a day)."""
+    low, high = feed.min_interval_seconds, feed.max_interval_seconds
+    if low is None and high is None:
+        return cadence
+    # A feed's own bound wins over the other, global one where the two would cross.
+    if low is None:
+        low = min(cadence.min_seconds, high)
+    if high is None:
+        high = max(cadence.max_seconds, low)
+    return dataclasses.replace(cadence, min_seconds=low, max_seconds=high,
+                               default_seconds=min(max(cadence.default_seconds, low), high))
+
+
 def after_poll(
     feed: Feed,
     state: FeedState,
@@ -83,7 +99,8 @@ def after_poll(
             default=None,
         ),
     )
-    next_at = now + timedelta(seconds=next_poll_delay(facts, policy.cadence, rng))
+    next_at = now + timedelta(seconds=next_poll_delay(facts, feed_cadence(feed, policy.cadence),
+                                                      rng))
     name = f"feed {feed.name!r} ({feed.url})"
 
     if not outcome.ok and outcome.http_status == 410:

@@ -19,6 +19,9 @@ class Feed:
     url: str
     interval_seconds: float | None = None
     """A fixed interval from config; None lets the adaptive schedule decide."""
+    min_interval_seconds: float | None = None
+    max_interval_seconds: float | None = None
+    """Bounds of this feed's adaptive interval; None takes the schedule's."""
     enabled: bool = True
     tags: tuple[str, ...] = ()
 

@@ -40,8 +40,19 @@ class FeedSettings(_Section):
     name: str = Field(min_length=1, max_length=200)
     url: str
     interval_seconds: float | None = Field(default=None, ge=30, le=86_400)
+    min_interval_seconds: float | None = Field(default=None, ge=10, le=86_400)
+    max_interval_seconds: float | None = Field(default=None, ge=60, le=7 * 86_400)
+    """This feed's bounds for the adaptive interval, instead of [schedule]'s."""
     enabled: bool = True
     tags: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _bounds(self) -> FeedSettings:
+        low, high = self.min_interval_seconds, self.max_interval_seconds
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"feed {self.name!r}: min_interval_seconds must not exceed "
+                             "max_interval_seconds")
+        return self
 
     @field_validator("url")
     @classmethod

@@ -6,7 +6,13 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from monitor.cadence import CadencePolicy, PollFacts, next_poll_delay, publishing_interval
-from monitor.lifecycle import LifecyclePolicy, PollOutcome, after_poll, effective_url
+from monitor.lifecycle import (
+    LifecyclePolicy,
+    PollOutcome,
+    after_poll,
+    effective_url,
+    feed_cadence,
+)
 from monitor.models import Feed, FeedState
 
 POLICY = CadencePolicy(min_seconds=120, max_seconds=6 * 3600, default_seconds=600,
@@ -57,6 +63,25 @@ def test_fixed_interval_from_config_wins() -> None:
 
 
 FEED = Feed("F", "https://f.example/rss")
+
+
+def test_a_feed_can_have_its_own_bounds() -> None:
+    wire = Feed("Wire", "https://w.example/rss", min_interval_seconds=30)
+    annual = Feed("Annual", "https://a.example/rss", min_interval_seconds=86_400)
+    capped = Feed("Capped", "https://c.example/rss", max_interval_seconds=60)
+    busy = 100_000  # new items last week: the minimum applies
+    assert feed_cadence(FEED, POLICY) is POLICY
+    assert publishing_interval(busy, feed_cadence(wire, POLICY)) == 30
+    assert publishing_interval(1, feed_cadence(wire, POLICY)) == 6 * 3600  # global max kept
+    # a minimum above the global maximum lifts the maximum with it; likewise downwards
+    assert publishing_interval(busy, feed_cadence(annual, POLICY)) == 86_400
+    assert publishing_interval(1, feed_cadence(capped, POLICY)) == 60
+    assert feed_cadence(capped, POLICY).default_seconds == 60
+    rng = random.Random(3)
+    update = after_poll(wire, state(), PollOutcome(ok=True, new_items=busy),
+                        LifecyclePolicy(cadence=POLICY),
+                        now=NOW, rng=rng, override_seconds=None)
+    assert (update.next_poll_at - NOW).total_seconds() <= 33  # 30 s plus 10 % jitter
 
 
 def state(**kw: object) -> FeedState:

@@ -53,6 +53,22 @@ def test_wrong_type_and_bad_url_are_reported(tmp_path: Path) -> None:
     assert "feeds.0.url" in message and "http://" in message
 
 
+def test_per_feed_bounds_and_classifier_workers_are_checked(tmp_path: Path) -> None:
+    good = write_config(tmp_path, '[classifier]\nworkers = 0\n[[feeds]]\nname = "Wire"\n'
+                                  'url = "https://w.example/rss"\nmin_interval_seconds = 30\n')
+    settings = load_settings(good, env={})
+    assert settings.classifier.workers == 0
+    assert settings.feeds[0].min_interval_seconds == 30
+    crossed = write_config(tmp_path, '[classifier]\nworkers = -1\n[[feeds]]\nname = "Wire"\n'
+                                     'url = "https://w.example/rss"\nmin_interval_seconds = 900'
+                                     '\nmax_interval_seconds = 600\n')
+    with pytest.raises(SettingsError) as info:
+        load_settings(crossed, env={})
+    message = str(info.value)
+    assert "classifier.workers" in message
+    assert "'Wire': min_interval_seconds must not exceed max_interval_seconds" in message
+
+
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="not found"):
         load_settings(tmp_path / "nope.toml", env={})
