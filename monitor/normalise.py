@@ -115,10 +115,13 @@ def html_to_text(html_text: str) -> str:
     """Visible text of an HTML fragment on one line: tags gone, entities decoded."""
     if not html_text:
         return ""
-    parser = _TextExtractor()
-    parser.feed(html_text)
-    parser.close()
-    text = "".join(parser.parts)
+    if "<" in html_text or "&" in html_text:
+        parser = _TextExtractor()
+        parser.feed(html_text)
+        parser.close()
+        text = "".join(parser.parts)
+    else:  # no markup, no references: what the parser would hand back unchanged
+        text = html_text
     if "&" in text:
         # Many feeds escape twice ("&amp;#8217;"), so one decoding pass leaves
         # visible entity text. The second pass only touches complete ";"-terminated

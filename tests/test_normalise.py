@@ -105,6 +105,15 @@ def test_html_to_text(html: str, text: str) -> None:
 # -- article_id ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("plain", [
+    "Pyongyang and Moscow sign a rail accord", "  spaced\tout\r\nlines  ", "ctrl\x07char",
+    "Москва и Пхеньян", "북한과 러시아", "semicolons; quotes \" ' and > signs", "\u00a0nbsp\u2009",
+])
+def test_text_without_markup_skips_the_parser_and_reads_the_same(plain: str) -> None:
+    # Adding one harmless tag forces the parser; the result must not change.
+    assert html_to_text(plain) == html_to_text(f"<span>{plain}</span>")
+
+
 def test_article_id_prefers_guid_and_ignores_everything_else() -> None:
     a = entry()
     b = replace(a, link="https://elsewhere.example/x", title="Changed", published=None)
