@@ -36,24 +36,32 @@ def load_country_terms(path: str | Path, *, include_weak: bool = False) -> Count
     a missed story.
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SettingsError(f"{path}: cannot read keyword file: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
-    return CountryTerms(_section_terms(data, "dprk", path, include_weak),
-                        _section_terms(data, "russia", path, include_weak))
+    return _country_terms(_read_keywords(path), path, include_weak)
 
 
 def load_prefilter_terms(path: str | Path) -> tuple[frozenset[str], ...]:
     """Everything that can tie a story to the two countries: both countries' terms, weak
     ones included, and the [places] section (a headline may name only Khasan and
     Tumangang). The classification pre-filter scores an item if any of these appears."""
-    countries = load_country_terms(path, include_weak=True)
-    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))  # readable: loaded just above
-    places = _section_terms(data, "places", Path(path), True) if "places" in data else frozenset()
+    path = Path(path)
+    data = _read_keywords(path)
+    countries = _country_terms(data, path, True)
+    places = _section_terms(data, "places", path, True) if "places" in data else frozenset()
     return (countries.dprk, countries.russia, places)
+
+
+def _read_keywords(path: Path) -> dict[str, object]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read keyword file: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def _country_terms(data: dict[str, object], path: Path, include_weak: bool) -> CountryTerms:
+    return CountryTerms(_section_terms(data, "dprk", path, include_weak),
+                        _section_terms(data, "russia", path, include_weak))
 
 
 def _section_terms(

@@ -359,27 +359,24 @@ class SqliteStore:
     def filter_unseen(self, articles: list[Article]) -> list[Article]:
         if not articles:
             return []
-        ids = [a.id for a in articles]
-        urls = [a.url for a in articles if a.url]
-        seen_ids: set[str] = set()
-        seen_urls: set[str] = set()
-        # Chunk to stay under SQLite's bound-parameter limit on very large feeds.
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(f"{_SEEN_IDS} ({marks})", tuple(chunk))
-            seen_ids.update(r["id"] for r in rows)
-        for start in range(0, len(urls), 500):
-            chunk = urls[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            # "url <> ''" lets SQLite use the (partial) URL index; without it, every
-            # poll scanned the whole table.
-            rows = self._query(f"{_SEEN_URLS} ({marks})", tuple(chunk))
-            seen_urls.update(r["url"] for r in rows)
+        seen_ids = self._present(_SEEN_IDS, [a.id for a in articles])
+        # "url <> ''" in _SEEN_URLS lets SQLite use the (partial) URL index; without
+        # it, every poll scanned the whole table.
+        seen_urls = self._present(_SEEN_URLS, [a.url for a in articles if a.url])
         return [
             a for a in articles
             if a.id not in seen_ids and (not a.url or a.url not in seen_urls)
         ]
+
+    def _present(self, query: str, values: list[str]) -> set[str]:
+        """Which of ``values`` the one-column ``query ... IN`` finds, in chunks that stay
+        under SQLite's bound-parameter limit on very large feeds."""
+        found: set[str] = set()
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            rows = self._query(f"{query} ({','.join('?' * len(chunk))})", tuple(chunk))
+            found.update(row[0] for row in rows)
+        return found
 
     def record_article(self, article: Article, verdict: Verdict, alert: Alert | None) -> bool:
         return self.record_articles([(article, verdict, alert)])[0]
