@@ -95,7 +95,8 @@ def fetch_limits(settings: Settings) -> FetchLimits:
 
 
 def open_store(settings: Settings) -> SqliteStore:
-    store = SqliteStore(settings.storage.sqlite_path)
+    store = SqliteStore(settings.storage.sqlite_path,
+                        busy_timeout=settings.storage.busy_timeout_seconds)
     store.migrate()
     return store
 

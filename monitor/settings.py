@@ -114,6 +114,8 @@ class FetchSettings(_Section):
 
 class StorageSettings(_Section):
     database_url: str = "sqlite:///state/monitor.db"
+    busy_timeout_seconds: float = Field(default=30, gt=0, le=3_600)
+    """How long a write waits for another process's lock before it counts as failed."""
 
     @field_validator("database_url")
     @classmethod
