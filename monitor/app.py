@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.alerts.base import Deliverer
 from monitor.alerts.console import ConsoleDeliverer
+from monitor.alerts.health import DestinationHealth
 from monitor.alerts.notices import Notifier
 from monitor.alerts.outbox import drain_outbox
 from monitor.cadence import CadencePolicy
@@ -29,16 +30,19 @@ from monitor.classify import ArticleClassifier
 from monitor.classify_pool import ClassifierPool
 from monitor.countries import load_country_terms, load_prefilter_terms
 from monitor.decide import AlertRules
+from monitor.errors import StoreError
 from monitor.fetch import FetchLimits, build_client
 from monitor.lifecycle import LifecyclePolicy
 from monitor.models import Feed
 from monitor.parse_pool import ParserPool
 from monitor.pipeline import FeedReport, PipelineDeps, run_feed
 from monitor.politeness import HostLimiter
-from monitor.schedule import TaskTracker, build_scheduler, reschedule
+from monitor.schedule import TaskTracker, build_scheduler
 from monitor.settings import Settings
 from monitor.statecache import FeedStates
+from monitor.store.base import Store
 from monitor.store.sqlite import SqliteStore
+from monitor.storehealth import StoreHealth
 
 log = logging.getLogger("monitor")
 
@@ -91,13 +95,21 @@ def fetch_limits(settings: Settings) -> FetchLimits:
         unconditional_probability=f.unconditional_probability,
         transport=f.transport,
         max_connections=max(settings.schedule.max_concurrent_feeds, 10),
+        allow_internal_hosts=f.allow_internal_hosts,
     )
 
 
 def open_store(settings: Settings) -> SqliteStore:
+    """Open, migrate and prove a write commits: a daemon that cannot store would poll
+    blind (alerts never queued, every item fetched again), so it refuses to start."""
     store = SqliteStore(settings.storage.sqlite_path,
                         busy_timeout=settings.storage.busy_timeout_seconds)
-    store.migrate()
+    try:
+        store.migrate()
+        store.check_writable()
+    except StoreError:
+        store.close()
+        raise
     return store
 
 
@@ -142,42 +154,67 @@ class Monitor:
     """The running parts, built once and shared by every job."""
 
     settings: Settings
-    store: SqliteStore
+    store: Store
     deliverer: Deliverer
     deps: PipelineDeps
     semaphore: asyncio.Semaphore
     notifier: Notifier
+    store_health: StoreHealth
+    destination_health: DestinationHealth
     totals: Counter[str] = field(default_factory=Counter)
-    scheduler: AsyncIOScheduler | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by a graceful stop: no new poll starts and the drain sends no new alert."""
 
-    async def poll(self, feed: Feed) -> FeedReport:
+    async def poll(self, feed: Feed) -> FeedReport | None:
+        """One feed's poll; None when a stop came before it started (its stored
+        schedule is kept, so the next start resumes it)."""
         async with self.semaphore:
+            if self.stopping.is_set():
+                return None
             report = await run_feed(feed, self.deps)
-        if self.scheduler is not None and report.next_poll_at is not None:
-            reschedule(self.scheduler, feed.name, report.next_poll_at)
+        quiet = False
+        if report.store_error is not None:
+            quiet = self.store_health.failing
+            await self._notify(self.store_health.failed(report.store_error,
+                                                        f"feed {feed.name!r}"))
+        elif report.status not in ("disabled",):
+            await self._notify(self.store_health.succeeded())
         if report.notice:
             await self.notifier.notify(report.notice)
         self.totals["polls"] += 1
         self.totals[f"status:{report.status}"] += 1
         self.totals["new"] += report.new_items
         self.totals["alerts"] += report.alerts
+        if report.store_error is not None:
+            self.totals["store_errors"] += 1
         level = logging.INFO if report.error is None else logging.WARNING
-        log.log(level, report.log_line())
+        log.log(logging.DEBUG if quiet else level, report.log_line())
         return report
 
     async def drain(self) -> object:
         a = self.settings.alerts
-        result = await drain_outbox(
-            self.store,
-            self.deliverer,
-            now=utc_now,
-            batch_size=a.batch_size,
-            lease_seconds=a.lease_seconds,
-            base_backoff=a.base_backoff_seconds,
-            max_backoff=a.max_backoff_seconds,
-            logger=logging.getLogger("monitor.outbox"),
-        )
+        try:
+            result = await drain_outbox(
+                self.store,
+                self.deliverer,
+                now=utc_now,
+                batch_size=a.batch_size,
+                lease_seconds=a.lease_seconds,
+                base_backoff=a.base_backoff_seconds,
+                max_backoff=a.max_backoff_seconds,
+                logger=logging.getLogger("monitor.outbox"),
+                health=self.destination_health,
+                should_stop=self.stopping.is_set,
+            )
+        except StoreError as exc:
+            self.totals["store_errors"] += 1
+            await self._notify(self.store_health.failed(exc, "outbox"))
+            return None
         return result
+
+    async def _notify(self, notice: str | None) -> None:
+        if notice:
+            await self.notifier.notify(notice)
 
 
 def _build_enricher(settings: Settings, limits: FetchLimits, stack: AsyncExitStack) -> object:
@@ -257,19 +294,42 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         len(settings.feeds), classifier.version, classifier.threshold,
         settings.storage.sqlite_path, deliverer.name,
     )
-    return Monitor(settings, store, deliverer, deps,
-                   asyncio.Semaphore(settings.schedule.max_concurrent_feeds),
-                   build_notifier(settings))
+    return Monitor(
+        settings, store, deliverer, deps,
+        asyncio.Semaphore(settings.schedule.max_concurrent_feeds),
+        build_notifier(settings),
+        StoreHealth(store.reopen, logger=logging.getLogger("monitor.store")),
+        DestinationHealth(deliverer.name, logger=logging.getLogger("monitor.outbox"),
+                          probe_base=settings.alerts.base_backoff_seconds,
+                          probe_cap=settings.alerts.max_backoff_seconds),
+    )
 
 
-async def run_once(settings: Settings) -> list[FeedReport]:
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    """What ``once`` did; the CLI turns it into the exit code cron and health checks see."""
+
+    reports: list[FeedReport]
+    store_errors: int
+
+    @property
+    def all_failed(self) -> bool:
+        return bool(self.reports) and all(r.error is not None for r in self.reports)
+
+
+async def run_once(settings: Settings) -> CycleResult:
     """One cycle of every enabled feed, then one drain of the outbox."""
     async with AsyncExitStack() as stack:
         monitor = await _build(settings, stack)
         feeds = [f for f in feeds_from(settings) if f.enabled]
-        reports = list(await asyncio.gather(*(monitor.poll(f) for f in feeds)))
+        polled = await asyncio.gather(*(monitor.poll(f) for f in feeds))
+        reports = [r for r in polled if r is not None]
         drained = await monitor.drain()
-        counts = await asyncio.to_thread(monitor.store.outbox_counts)
+        try:
+            counts: object = await asyncio.to_thread(monitor.store.outbox_counts)
+        except StoreError as exc:
+            monitor.totals["store_errors"] += 1
+            counts = f"unknown ({exc})"
         failed = sum(1 for r in reports if r.error is not None)
         log.info(
             "cycle done: %d feeds (%d failed), %d new articles, %d alerts queued; drain: %s; "
@@ -277,7 +337,7 @@ async def run_once(settings: Settings) -> list[FeedReport]:
             len(reports), failed, monitor.totals["new"], monitor.totals["alerts"], drained,
             counts,
         )
-        return reports
+        return CycleResult(reports, monitor.totals["store_errors"])
 
 
 async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -302,25 +362,41 @@ async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> 
                 drain=monitor.drain,
                 drain_interval_seconds=settings.schedule.drain_interval_seconds,
                 jitter_seconds=settings.schedule.jitter_seconds,
-                max_interval_seconds=settings.schedule.max_interval_seconds,
+                safety_net_seconds=min(settings.schedule.default_interval_seconds,
+                                       settings.schedule.max_interval_seconds),
                 tracker=tracker,
                 first_runs={s.name: s.next_poll_at for s in states if s.next_poll_at},
             )
-            monitor.scheduler = scheduler
             scheduler.start()
             log.info("scheduler started; press Ctrl+C (or send SIGTERM) to stop")
             await stop.wait()
-            log.info("stopping: no new jobs; waiting up to %.0f s for running ones",
-                     SHUTDOWN_GRACE_SECONDS)
-            scheduler.shutdown(wait=False)
-            abandoned = await tracker.drain(SHUTDOWN_GRACE_SECONDS)
-            if abandoned:
-                log.warning(
-                    "abandoned %d running job(s); their feeds are re-fetched and their alerts "
-                    "re-checked on the next start", abandoned,
-                )
-            log.info("stopped cleanly after %d polls, %d new articles, %d alerts queued",
-                     monitor.totals["polls"], monitor.totals["new"], monitor.totals["alerts"])
+            await _stop_gracefully(monitor, scheduler, tracker)
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+async def _stop_gracefully(monitor: Monitor, scheduler: AsyncIOScheduler,
+                           tracker: TaskTracker) -> None:
+    """Stop taking jobs, let running polls and the post in flight finish, then cancel quietly.
+
+    The scheduler is paused, not shut down, while jobs finish: shutting down its
+    asyncio executor cancels every running coroutine at once. Polls waiting for a
+    slot do not start; the drain sends no new alert once ``stopping`` is set, so
+    only the alert already on the wire is waited for.
+    """
+    running = tracker.running
+    log.info("stopping: no new jobs; waiting up to %.0f s for %d running job(s)",
+             SHUTDOWN_GRACE_SECONDS, running)
+    monitor.stopping.set()
+    scheduler.pause()
+    abandoned = await tracker.drain(SHUTDOWN_GRACE_SECONDS)
+    scheduler.shutdown(wait=False)
+    if abandoned:
+        log.warning(
+            "stopped %d job(s) still running after %.0f s; their feeds are polled again and "
+            "their alerts checked before any resend on the next start",
+            abandoned, SHUTDOWN_GRACE_SECONDS,
+        )
+    log.info("stopped cleanly after %d polls, %d new articles, %d alerts queued",
+             monitor.totals["polls"], monitor.totals["new"], monitor.totals["alerts"])

@@ -22,6 +22,10 @@ from monitor.opml import OpmlError
 from monitor.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+EXIT_STORAGE = 3
+"""``once``: the database refused a read or write, so some of the cycle was not stored."""
+EXIT_ALL_FEEDS_FAILED = 4
+"""``once``: every enabled feed failed (for cron jobs and health checks)."""
 log = logging.getLogger("monitor.cli")
 
 
@@ -120,7 +124,14 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.app import run_once
 
-    asyncio.run(run_once(settings))
+    result = asyncio.run(run_once(settings))
+    if result.store_errors:
+        print(f"error: {result.store_errors} storage operation(s) failed during the cycle; "
+              "what failed is polled again on the next run", file=sys.stderr)
+        return EXIT_STORAGE
+    if result.all_failed:
+        print(f"error: all {len(result.reports)} feed(s) failed", file=sys.stderr)
+        return EXIT_ALL_FEEDS_FAILED
     return EXIT_OK
 
 

@@ -21,7 +21,8 @@ class FetchError(MonitorError):
 
     ``kind`` is a short machine-readable label (``timeout``, ``http_status``,
     ``too_large``, ``too_many_redirects``, ``connect``, ``file``, ``invalid_url``,
-    ``host_paused``)
+    ``host_paused``, ``blocked_address`` for article pages, ``redirect_blocked`` for a
+    feed redirect into the internal network)
     so that counters and back-off can tell failure types apart.
     """
 

@@ -19,7 +19,7 @@ import re
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ import httpx
 
 from monitor.errors import FetchError, SettingsError
 from monitor.models import Feed, FeedState, FetchResult
+from monitor.netguard import AllowList, HopVerdict, as_allow_list, check_redirect_hop
 from monitor.politeness import should_refetch_unconditionally
 
 try:  # the fast transport (issue 3, item 7); the daemon still works without it
@@ -79,6 +80,15 @@ class FetchLimits:
     under concurrency; the aiohttp one about a tenth of that (bench/poll.py)."""
     max_connections: int = 100
     keepalive_seconds: float = 30.0
+    allow_internal_hosts: AllowList | tuple[str, ...] = ()
+    """Hosts/networks a feed's redirect hops may reach although they are internal
+    (``fetch.allow_internal_hosts``; see ``netguard.check_redirect_hop``). Config
+    strings are parsed once, here."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.allow_internal_hosts, AllowList):
+            object.__setattr__(self, "allow_internal_hosts", AllowList.parse(
+                self.allow_internal_hosts, key="fetch.allow_internal_hosts"))
 
 
 class FeedClient(httpx.AsyncClient):
@@ -249,9 +259,11 @@ async def _fetch_http(
             headers["If-Modified-Since"] = state.last_modified
     try:
         request = _request(client, feed.url, headers)
-        response, moved_to = await _send_following_redirects(
-            client, request, limits.max_redirects
+        guard = FeedHopGuard(request.url, limits.allow_internal_hosts)
+        response, moved_to = await send_following_redirects(
+            client, request, limits.max_redirects, check_hop=guard
         )
+        moved_to = _savable_move(feed, moved_to, guard)
         try:
             status = response.status_code
             if status == 304:
@@ -281,16 +293,31 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _PERMANENT_REDIRECTS = frozenset({301, 308})
 
 
-async def _send_following_redirects(
-    client: httpx.AsyncClient, request: httpx.Request, max_redirects: int
+RedirectCheck = Callable[[httpx.URL, httpx.URL], Awaitable[object]]
+"""A per-hop hook: awaited with (the URL that redirected, the target) before the target is
+requested; it refuses a hop by raising ``FetchError``. Its return value is ignored."""
+
+
+async def send_following_redirects(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    max_redirects: int,
+    *,
+    check_hop: RedirectCheck | None = None,
 ) -> tuple[httpx.Response, str | None]:
     """Send, following up to ``max_redirects`` redirects without reading their bodies.
+
+    The one redirect follower for feeds and article pages; what each allows is
+    its ``check_hop`` (feeds: ``FeedHopGuard``; pages: ``netguard.check_public_url``).
+    The hook runs before each hop is requested, so a refused hop never gets a
+    connection. The first request is not checked here: whether its URL can be
+    trusted is the caller's business.
 
     httpx's own redirect handling reads every intermediate body into memory with
     no size limit; here each hop is closed unread, and the limit is the caller's.
     Also returns where the leading run of permanent (301/308) hops led: the
     feed's new home. A temporary hop ends that run, because what follows it is
-    not promised to last.
+    not promised to last. The caller must close the returned response.
     """
     hops = 0
     moved_to: str | None = None
@@ -313,8 +340,53 @@ async def _send_following_redirects(
             raise FetchError(
                 "too_many_redirects", f"more than {max_redirects} redirects (last to {target})"
             )
+        if check_hop is not None:
+            await check_hop(request.url, target)
         headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
         request = _request(client, target, headers)
+
+
+class FeedHopGuard:
+    """The ``check_hop`` of a feed fetch: ``netguard.check_redirect_hop`` for every hop,
+    remembering which targets were internal but allowed (never to be saved as a move)."""
+
+    def __init__(self, origin: httpx.URL, allow: AllowList | tuple[str, ...] = ()) -> None:
+        self.origin = origin
+        self.allow = as_allow_list(allow)
+        self.internal: set[str] = set()
+        """Targets followed only because the allow-list let them through."""
+
+    async def __call__(self, source: httpx.URL, target: httpx.URL) -> HopVerdict:
+        verdict = await check_redirect_hop(target, origin=self.origin, allow=self.allow)
+        if verdict == "allowed":
+            self.internal.add(str(target))
+        return verdict
+
+
+_refused_moves: dict[str, str] = {}
+"""Feed name → the last permanent move not saved for it, so each is logged once, not
+once per poll (one entry per feed: bounded however often the target changes)."""
+
+
+def _savable_move(feed: Feed, moved_to: str | None, guard: FeedHopGuard) -> str | None:
+    """The permanent move to report for saving, or None when it leads somewhere internal.
+
+    A saved move becomes the URL every later poll starts from, and the start URL
+    is trusted (``check_redirect_hop``), so a move may be saved only to a public
+    host or to the host the fetch started on. A 301 to an allow-listed internal
+    host is followed on every poll but never saved: the operator puts the new
+    URL in the config if the move is genuine.
+    """
+    if moved_to is None or moved_to not in guard.internal:
+        return moved_to
+    if _refused_moves.get(feed.name) != moved_to:
+        _refused_moves[feed.name] = moved_to
+        log.warning(
+            "feed %r: permanent redirect from %s to internal address %s followed but not saved "
+            "as the feed's new URL (allowed only by fetch.allow_internal_hosts); put it in the "
+            "config if the move is genuine", feed.name, feed.url, moved_to,
+        )
+    return None
 
 
 def _request(

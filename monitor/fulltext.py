@@ -36,6 +36,7 @@ from monitor.fetch import (
     _read_bounded,
     _tls_context,
     parse_retry_after,
+    send_following_redirects,
 )
 from monitor.models import Article
 from monitor.netguard import AllowList, as_allow_list, check_public_url, guard_transport
@@ -138,18 +139,21 @@ async def fetch_page(
         "Accept": _ACCEPT_HTML,
         "Accept-Encoding": ACCEPT_ENCODING,
     }
+
+    async def check_hop(_source: httpx.URL, target: httpx.URL) -> None:
+        await check_public_url(str(target), allow=allowed)
+
     try:
+        # Unlike a feed's URL, the page's first URL is the feed's choice too: checked like a hop.
+        await check_public_url(url, allow=allowed)
         request = client.build_request("GET", url, headers=headers)
-        for _hop in range(limits.max_redirects + 1):
-            await check_public_url(str(request.url), allow=allowed)
-            response = await client.send(request, stream=True, follow_redirects=False)
-            try:
-                next_request = response.next_request
-                if next_request is None:
-                    return await _read_page(response, limits)
-            finally:
-                await response.aclose()
-            request = next_request
+        response, _moved = await send_following_redirects(
+            client, request, limits.max_redirects, check_hop=check_hop
+        )
+        try:
+            return await _read_page(response, limits)
+        finally:
+            await response.aclose()
     except FetchError:
         raise
     except httpx.TimeoutException as exc:
@@ -160,9 +164,6 @@ async def fetch_page(
         raise FetchError("connect", f"{type(exc).__name__}: {exc}") from exc
     except (httpx.HTTPError, httpx.StreamError) as exc:
         raise FetchError("protocol", f"{type(exc).__name__}: {exc}") from exc
-    raise FetchError(
-        "too_many_redirects", f"more than {limits.max_redirects} redirects (last to {request.url})"
-    )
 
 
 async def _read_page(response: httpx.Response, limits: FetchLimits) -> Page:

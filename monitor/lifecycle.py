@@ -13,8 +13,11 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import httpx
+
 from monitor.cadence import CadencePolicy, PollFacts, items_in_window, next_poll_delay
 from monitor.models import Feed, FeedState
+from monitor.netguard import blocked_reason, literal_address, same_server
 
 FAILURE_FLAG_PREFIX = "failing:"
 STALE_FLAG_PREFIX = "stale:"
@@ -56,10 +59,36 @@ class LifecycleUpdate:
 
 
 def effective_url(feed: Feed, state: FeedState | None) -> str:
-    """Poll the permanent-redirect target, unless the analyst changed the configured URL."""
-    if state is not None and state.url == feed.url and state.moved_to:
+    """Poll the permanent-redirect target, unless the analyst changed the configured URL.
+
+    A move saved before redirect hops were checked may point at an internal
+    address; such a move is ignored rather than trusted as a start URL.
+    """
+    if (state is not None and state.url == feed.url and state.moved_to
+            and may_save_move(feed.url, state.moved_to)):
         return state.moved_to
     return feed.url
+
+
+def may_save_move(configured_url: str, target: str) -> bool:
+    """False for a move to a literal internal address (or ``localhost``) on another host
+    than the configured URL's.
+
+    The fetch already refuses to report such a move (``fetch.FeedHopGuard``,
+    which also resolves names); this second, pure check against the *operator's*
+    URL keeps one from ever becoming the trusted start URL of later polls.
+    """
+    try:
+        moved, configured = httpx.URL(target), httpx.URL(configured_url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return False
+    if same_server(moved, configured):
+        return True
+    host = moved.raw_host.decode("ascii").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    address = literal_address(host)
+    return address is None or blocked_reason(address) is None
 
 
 def feed_cadence(feed: Feed, cadence: CadencePolicy) -> CadencePolicy:
@@ -122,18 +151,21 @@ def after_poll(
             )
         return LifecycleUpdate(next_at)
 
+    moved_to = outcome.moved_to
+    if moved_to is not None and not may_save_move(feed.url, moved_to):
+        moved_to = None
     moved_notice = None
-    if outcome.moved_to and outcome.moved_to != state.moved_to:
-        moved_notice = (f"{name} moved permanently to {outcome.moved_to}; polling the new "
+    if moved_to and moved_to != state.moved_to:
+        moved_notice = (f"{name} moved permanently to {moved_to}; polling the new "
                         "address (update the config when convenient).")
     flag = state.flagged or ""
     if flag.startswith(FAILURE_FLAG_PREFIX):
-        return LifecycleUpdate(next_at, flagged=None, moved_to=outcome.moved_to,
+        return LifecycleUpdate(next_at, flagged=None, moved_to=moved_to,
                                notice=moved_notice or f"{name} is working again.")
     last_new = state.last_new_item_at or state.last_success_at
     if outcome.new_items:
         if flag.startswith(STALE_FLAG_PREFIX):
-            return LifecycleUpdate(next_at, flagged=None, moved_to=outcome.moved_to,
+            return LifecycleUpdate(next_at, flagged=None, moved_to=moved_to,
                                    notice=moved_notice or f"{name} publishes again.")
     elif (
         last_new is not None
@@ -144,8 +176,8 @@ def after_poll(
         days = (now - last_new).days
         return LifecycleUpdate(
             next_at, flagged=f"{STALE_FLAG_PREFIX} no new item for {days} days",
-            moved_to=outcome.moved_to,
+            moved_to=moved_to,
             notice=moved_notice or f"{name} has published nothing new for {days} days; "
                                    "check that it is still the right address.",
         )
-    return LifecycleUpdate(next_at, moved_to=outcome.moved_to, notice=moved_notice)
+    return LifecycleUpdate(next_at, moved_to=moved_to, notice=moved_notice)

@@ -161,6 +161,9 @@ class Alert:
     needs_lookup: bool = False
     """True when an earlier attempt may have posted the message (crash while in
     flight, or an ambiguous network failure): look for it before posting again."""
+    first_attempt_at: datetime | None = None
+    """When the first attempt to send it began: no earlier post can exist, so a
+    duplicate look-up searches the destination back to this time and no further."""
 
 
 @dataclass(frozen=True, slots=True)

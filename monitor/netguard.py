@@ -24,6 +24,12 @@ pre-check. The shared feed client (aiohttp transport) is not guarded this way;
 fetching article pages through it leaves the window open (see monitor.fulltext,
 which builds its own guarded client).
 
+Feeds are the other way round: the configured feed URL is the operator's and is
+trusted (internal feeds are normal), but each *redirect hop* is the remote
+site's choice and goes through ``check_redirect_hop`` (the same rules, plus the
+feed's own host:port and ``fetch.allow_internal_hosts``). The feed client
+resolves names again when it connects, so there the rebinding window stays open.
+
 Residual risks, accepted: ports are not restricted (a public host's port 25 is
 reachable); the allow-list trusts allowed *names* whatever they resolve to; a
 proxy from the environment would resolve names itself, which is why the guarded
@@ -39,6 +45,7 @@ import ssl
 import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import httpcore
 import httpx
@@ -57,6 +64,8 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+REDIRECT_BLOCKED = "redirect_blocked"
+"""FetchError kind of a feed redirect hop refused by ``check_redirect_hop``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +78,8 @@ class AllowList:
     """Addresses allowed when a URL resolves into them (a bare IP is a /32 or /128)."""
 
     @classmethod
-    def parse(cls, entries: Iterable[str]) -> AllowList:
-        """Read config entries; raises SettingsError naming a bad one."""
+    def parse(cls, entries: Iterable[str], *, key: str = "fulltext.allow_hosts") -> AllowList:
+        """Read config entries; raises SettingsError naming ``key`` and the bad entry."""
         hosts: set[str] = set()
         networks: list[IPNetwork] = []
         for raw in entries:
@@ -78,7 +87,7 @@ class AllowList:
             if entry.startswith("[") and entry.endswith("]"):
                 entry = entry[1:-1]
             if not entry:
-                raise SettingsError("fulltext.allow_hosts: empty entry")
+                raise SettingsError(f"{key}: empty entry")
             try:
                 networks.append(ipaddress.ip_network(entry, strict=False))
                 continue
@@ -86,7 +95,7 @@ class AllowList:
                 pass
             if "/" in entry or ":" in entry or not _looks_like_hostname(entry):
                 raise SettingsError(
-                    f"fulltext.allow_hosts: {raw!r} is neither a host name, an IP address "
+                    f"{key}: {raw!r} is neither a host name, an IP address "
                     "nor a CIDR network (e.g. 'intranet.example', '10.1.2.3', '10.1.0.0/16')"
                 )
             hosts.add(entry)
@@ -157,7 +166,7 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
-def _literal(host: str) -> IPAddress | None:
+def literal_address(host: str) -> IPAddress | None:
     """The address a host spelled as an IP literal stands for (a URL writes a zone "%" as "%25")."""
     try:
         return ipaddress.ip_address(host.strip("[]").replace("%25", "%", 1))
@@ -165,12 +174,13 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
+
 async def resolve(host: str, port: int) -> list[IPAddress]:
     """Every address ``host`` resolves to, in resolver order, without duplicates.
 
     A literal address is returned as is: no resolver call, no network.
     """
-    literal = _literal(host)
+    literal = literal_address(host)
     if literal is not None:
         return [literal]
     loop = asyncio.get_running_loop()
@@ -207,7 +217,7 @@ async def resolve_public(
     for address in addresses:
         reason = blocked_reason(address)
         if reason is not None and not allowed.allows_address(address):
-            shown = host if _literal(host) is not None else f"{host} ({address})"
+            shown = host if literal_address(host) is not None else f"{host} ({address})"
             raise FetchError("blocked_address", f"refused {shown}: {reason}")
     return addresses
 
@@ -232,6 +242,85 @@ async def check_public_url(url: str, *, allow: Sequence[str] | AllowList = ()) -
     if not host:
         raise FetchError("invalid_url", f"no host in {url[:200]}")
     await resolve_public(host, parsed.port or _DEFAULT_PORTS[scheme], allow=allow)
+
+
+# -- redirect hops of a feed -----------------------------------------------------------------
+
+HopVerdict = Literal["public", "same_host", "allowed"]
+"""Why a feed's redirect hop may be followed: every address public; the same server as
+the URL the fetch started from; or internal but allowed by the operator's allow-list."""
+
+
+def same_server(a: httpx.URL, b: httpx.URL) -> bool:
+    """The same host name and port, whatever the scheme.
+
+    Hosts compare as spelled (lower case, IDNA, no trailing dot), not by address:
+    ``127.0.0.1`` and ``localhost`` are different servers here, which errs on the
+    side of refusing. Two URLs on their schemes' default ports also count as the
+    same server, so an ``http://intranet/feed`` that upgrades itself to
+    ``https://intranet/feed`` keeps working.
+    """
+    host_a = a.raw_host.decode("ascii").lower().rstrip(".")
+    host_b = b.raw_host.decode("ascii").lower().rstrip(".")
+    if not host_a or host_a != host_b:
+        return False
+    if a.port is None and b.port is None:  # httpx drops a port that is the scheme's default
+        return True
+    return (a.port or _DEFAULT_PORTS.get(a.scheme)) == (b.port or _DEFAULT_PORTS.get(b.scheme))
+
+
+async def check_redirect_hop(
+    target: httpx.URL, *, origin: httpx.URL, allow: Sequence[str] | AllowList = ()
+) -> HopVerdict:
+    """Vet one redirect hop of a feed; raises ``FetchError(kind="redirect_blocked")``.
+
+    The URL a feed fetch starts from is the operator's (or a move saved earlier,
+    which passed this check) and is trusted as given: internal feeds on
+    ``127.0.0.1`` or an intranet host are normal. Every hop after it is the
+    remote site's choice, so it gets the article-page rules of
+    ``check_public_url`` (resolved, refused if any address is not public), with
+    two exceptions:
+
+    * ``"same_host"``: the hop stays on the starting URL's host and port (see
+      ``same_server``). That server was reachable anyway, so a local feed that
+      moves to another path of itself keeps working. The exemption is relative
+      to the *starting* URL, not to the previous hop: a previous hop to another
+      host passed as public or allow-listed, and checking it again costs one
+      lookup and closes the gap in which a name answers public, then private.
+    * ``"allowed"``: the operator listed the host or network
+      (``fetch.allow_internal_hosts``). Link-local and metadata addresses need
+      an explicit entry, exactly as for article pages.
+
+    ``"public"`` means every address of the hop's host is public.
+    """
+    scheme = target.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise FetchError(REDIRECT_BLOCKED, f"redirect to {scheme or '(no scheme)'!r} refused: "
+                                           f"{str(target)[:200]}")
+    if same_server(target, origin):
+        return "same_host"
+    allowed = as_allow_list(allow)
+    host = target.raw_host.decode("ascii")
+    if not host:
+        raise FetchError("invalid_url", f"redirect to a URL without a host: {str(target)[:200]}")
+    if allowed.allows_host(host):
+        return "allowed"
+    addresses = await resolve(host, target.port or _DEFAULT_PORTS[scheme])
+    verdict: HopVerdict = "public"
+    for address in addresses:
+        reason = blocked_reason(address)
+        if reason is None:
+            continue
+        if not allowed.allows_address(address):
+            shown = host if literal_address(host) is not None else f"{host} ({address})"
+            raise FetchError(
+                REDIRECT_BLOCKED,
+                f"redirect to {str(target)[:200]} refused: {shown} is a {reason}; a feed may "
+                f"redirect to internal addresses only on its own host "
+                f"({origin.netloc.decode('ascii')}) or to hosts in fetch.allow_internal_hosts",
+            )
+        verdict = "allowed"
+    return verdict
 
 
 # -- closing the DNS-rebinding window for httpx's own transport --------------------------

@@ -148,15 +148,46 @@ def article_id(entry: RawEntry) -> str:
     The feed's name is part of the key because guids are only unique within a
     feed (plenty of sites number their items 1, 2, 3 …); the same story in two
     feeds is matched by canonical URL in the store instead.
+
+    A guid alone is not trusted to tell stories apart: some feeds reuse one
+    guid for every item (a CMS default, the feed's own URL), and with a guid-only
+    key every story after the first was dropped as "seen". So when the entry
+    has a link and the guid is not that same link, the canonical link is part of
+    the key: same guid, different page → different item. Consequences, chosen
+    on purpose:
+
+    * an updated story (same guid, same link, new title or text) keeps its id;
+      links differing only in tracking parameters are one canonical URL;
+    * a permalink guid that *is* the link, or an entry without a link, keeps
+      exactly the guid-only id of earlier versions, so those stored ids do not
+      change;
+    * where the id does change on upgrade (a guid such as ``tag:…`` or
+      ``?p=123`` beside a different link), the store still drops the item as
+      seen, by its canonical URL (``filter_unseen`` checks id *or* URL), so an
+      upgrade re-alerts nothing;
+    * a story whose link changes for good under the same guid (a rewritten
+      slug) counts as a new item: that is the price of not losing reused-guid
+      stories, and the feed's guid alone cannot tell the two cases apart.
     """
     if entry.guid:
-        key = f"guid:{entry.guid.strip()}"
+        guid = entry.guid.strip()
+        key = f"guid:{guid}"
+        link = canonical_url(entry.link) if entry.link else ""
+        if link and link != _guid_as_url(guid):
+            key += f"\nurl:{link}"
     elif entry.link:
         key = f"url:{canonical_url(entry.link)}"
     else:
         key = f"hash:{html_to_text(entry.title)}\n{html_to_text(entry.summary_html)}"
     material = f"feed:{entry.feed_name}\n{key}".encode()
     return hashlib.sha256(material).hexdigest()[:32]
+
+
+def _guid_as_url(guid: str) -> str | None:
+    """The guid's canonical URL when it is a permalink (RSS ``isPermaLink``), else None."""
+    if guid.lower().startswith(("http://", "https://")):
+        return canonical_url(guid)
+    return None
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -74,6 +74,9 @@ class FeedReport:
     error: str | None = None
     next_poll_at: datetime | None = None
     notice: str | None = None
+    store_error: str | None = None
+    """Set when the store refused a read or write during this poll (the daemon treats
+    storage failures as one incident: ``monitor.storehealth``)."""
 
     def log_line(self) -> str:
         code = self.http_status if self.http_status is not None else "-"
@@ -234,6 +237,7 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
         outcome = PollOutcome(ok=False, error=f"{status}: {error}")
 
     next_poll_at = notice = None
+    store_error = error if status == "StoreError" else None
     try:
         if not state_read:  # counting from a made-up state would reset the feed's record
             raise StoreError("its state could not be read, so this poll is not counted")
@@ -241,14 +245,36 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
         if error is not None:
             error += streak
     except StoreError as exc:
-        log.error("feed %r: could not record the poll's outcome: %s", feed.name, exc)
-        if error is not None:
-            error += f"; could not record the failure either: {exc}"
+        store_error = str(exc)
+        # Re-armed all the same, with the failure back-off: a feed must never wait for
+        # its safety net because the store had a hiccup.
+        next_poll_at = _retry_after_store_failure(feed, deps, states, state, outcome)
+        log.debug("feed %r: could not record the poll's outcome: %s", feed.name, exc)
+        extra = f"could not record the outcome ({exc}); next try {next_poll_at:%H:%M:%S}"
+        error = f"{error}; {extra}" if error is not None else extra
+        if status in ("ok", "not_modified", "unchanged"):
+            status = "StoreError"
     return FeedReport(
         feed.name, status, progress.http_status, progress.entries, progress.new,
         progress.matches, progress.alerts, time.monotonic() - started, error,
-        next_poll_at, notice,
+        next_poll_at, notice, store_error,
     )
+
+
+def _retry_after_store_failure(
+    feed: Feed, deps: PipelineDeps, states: FeedStates, state: FeedState | None,
+    outcome: PollOutcome,
+) -> datetime:
+    """The next poll after an unsaved outcome: the feed's failure back-off, counting the
+    store failures in a row that memory has seen (the store could not count them)."""
+    now = deps.now()
+    unsaved = states.note_unsaved(feed.name)
+    counted = counted_failure(state, feed.name, feed.url, error="store failure", at=now)
+    counted = dataclasses.replace(
+        counted, consecutive_errors=counted.consecutive_errors + unsaved - 1)
+    failed = dataclasses.replace(outcome, ok=False, new_items=0)
+    return after_poll(feed, counted, failed, deps.lifecycle, now=now, rng=deps.rng,
+                      override_seconds=feed.interval_seconds).next_poll_at
 
 
 async def _record_outcome(

@@ -8,6 +8,7 @@ token, webhook URL) are accepted ONLY from the environment and are wrapped in
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -25,11 +26,13 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.alerts.base import redact
 from monitor.errors import SettingsError
 from monitor.politeness import build_user_agent
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_CONFIG = "MONITOR_CONFIG"
+log = logging.getLogger(__name__)
 
 
 class _Section(BaseModel):
@@ -99,6 +102,19 @@ class FetchSettings(_Section):
     min_host_gap_seconds: float = Field(default=1.0, ge=0, le=600)
     unconditional_probability: float = Field(default=0.01, ge=0, le=1)
     transport: Literal["auto", "aiohttp", "httpx"] = "auto"
+    allow_internal_hosts: tuple[str, ...] = ()
+    """Internal hosts/networks a feed's redirects may lead to (as fulltext.allow_hosts)."""
+
+    @field_validator("allow_internal_hosts")
+    @classmethod
+    def _check_internal(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from monitor.netguard import AllowList
+
+        try:
+            AllowList.parse(value, key="fetch.allow_internal_hosts")
+        except SettingsError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("contact_url")
     @classmethod
@@ -120,16 +136,30 @@ class StorageSettings(_Section):
     @field_validator("database_url")
     @classmethod
     def _check_db(cls, value: str) -> str:
+        """Refuse a URL without a file, e.g. ``sqlite:///${DB}`` with ``DB`` unset.
+
+        SQLite would silently open an in-memory database: the daemon would forget every
+        article at exit and alert everything again on the next run. In-memory is only
+        reachable by asking for it (``sqlite:///:memory:``, for tests).
+        """
         if not value.startswith("sqlite:///"):
             raise ValueError(
                 f"{value!r} is not supported; use sqlite:///relative/path.db or "
                 "sqlite:////absolute/path.db"
             )
+        path = value.removeprefix("sqlite:///")
+        if not path.strip() or path.endswith("/"):
+            raise ValueError(
+                "names no database file (an unset variable in MONITOR_DATABASE_URL?); "
+                "SQLite would fall back to an in-memory store that forgets everything and "
+                "re-alerts every article on every run; use sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db (sqlite:///:memory: only for tests)"
+            )
         return value
 
     @property
     def sqlite_path(self) -> str:
-        return self.database_url.removeprefix("sqlite:///") or ":memory:"
+        return self.database_url.removeprefix("sqlite:///")
 
 
 class ClassifierSettings(_Section):
@@ -157,10 +187,47 @@ class ParseSettings(_Section):
 class AlertSettings(_Section):
     batch_size: int = Field(default=50, ge=1, le=1_000)
     lease_seconds: float = Field(default=120, ge=5, le=3_600)
-    base_backoff_seconds: float = Field(default=30, ge=1, le=3_600)
-    max_backoff_seconds: float = Field(default=3_600, ge=1, le=86_400)
+    base_backoff_seconds: float = Field(default=2, ge=1, le=3_600)
+    """First wait after the destination failed (then doubling, jittered)."""
+    max_backoff_seconds: float = Field(default=60, ge=1, le=3_600)
+    """Longest wait between checks while the destination is down: the longest an
+    alert waits after it is back."""
     snippet_chars: int = Field(default=300, ge=50, le=2_000)
     max_article_age_hours: float = Field(default=72, ge=0)
+
+
+NO_CHANNEL_FIX = (
+    "set SLACK_CHANNEL to the channel ID, like C0123ABCD, or unset SLACK_BOT_TOKEN for "
+    "console alerts"
+)
+PASTED_SECRET = (
+    "looks like a Slack token; put the token in SLACK_BOT_TOKEN and the channel ID in "
+    "SLACK_CHANNEL"
+)
+
+
+def _looks_like_slack_secret(value: str) -> bool:
+    """Whether ``value`` holds a Slack token or webhook URL (anything ``redact`` would hide)."""
+    return redact(value) != value
+
+
+def _http_url_problem(value: str) -> str | None:
+    """Why ``value`` is not an ``http(s)://host/...`` URL, or None if it is one.
+
+    The messages never quote the value: callers use this for secrets too.
+    """
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        return "contains spaces or control characters"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "is not a well-formed URL (check the host and port)"
+    if parts.scheme not in ("http", "https"):
+        return "does not start with http:// or https://"
+    if not parts.hostname:
+        return "has no host name"
+    return None
 
 
 class SlackSettings(_Section):
@@ -169,6 +236,71 @@ class SlackSettings(_Section):
     api_url: str | None = None
     bot_token: SecretStr | None = None
     webhook_url: SecretStr | None = None
+
+    @field_validator("channel", "ops_channel")
+    @classmethod
+    def _check_channel(cls, value: str | None) -> str | None:
+        """Blank means no channel; a pasted token is refused rather than used.
+
+        The channel is written to every alert row ("slack:<channel>") and to log lines,
+        so a token in SLACK_CHANNEL would be leaked by the very first alert.
+        """
+        if value is None or not value.strip():
+            return None
+        if _looks_like_slack_secret(value):
+            raise ValueError(PASTED_SECRET)
+        return value.strip()
+
+    @field_validator("api_url")
+    @classmethod
+    def _check_api_url(cls, value: str | None) -> str | None:
+        """A malformed base URL would fail every post and be retried forever; refuse it here."""
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if _looks_like_slack_secret(value):
+            raise ValueError(
+                "looks like a webhook URL or token, not the Web API base URL; put a webhook "
+                "URL in SLACK_WEBHOOK_URL, a token in SLACK_BOT_TOKEN, and leave SLACK_API_URL "
+                "unset to use https://slack.com/api/"
+            )
+        problem = _http_url_problem(value)
+        parts = urlsplit(value) if problem is None else None
+        if parts is not None and (parts.query or parts.fragment):
+            problem = "has a ?query or #fragment"
+        if problem:
+            raise ValueError(
+                f"{problem}; SLACK_API_URL (or [slack] api_url) must be the Web API base URL, "
+                "like https://slack.com/api/, or unset"
+            )
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refuse a URL that can never work; the message must not repeat it (it is a secret)."""
+        if value is None:
+            return None
+        problem = _http_url_problem(value.get_secret_value().strip())
+        if problem:
+            raise ValueError(
+                f"{problem}; SLACK_WEBHOOK_URL must be the incoming webhook's URL as Slack shows "
+                "it, starting with https://hooks.slack.com (the value is not shown: it is a secret)"
+            )
+        return SecretStr(value.get_secret_value().strip())
+
+    @model_validator(mode="after")
+    def _token_needs_channel(self) -> SlackSettings:
+        """A token without a channel used to mean console alerts, marked as sent: refuse it.
+
+        With a webhook the token may be there for the ops channel only, so that is allowed.
+        """
+        if self.bot_token and not self.channel and not self.webhook_url:
+            raise ValueError(
+                "SLACK_BOT_TOKEN is set but there is no alert channel (slack.channel is "
+                f"missing or blank, or SLACK_CHANNEL is set but empty); {NO_CHANNEL_FIX}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _api_url_slash(self) -> SlackSettings:
@@ -313,6 +445,10 @@ def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, An
             target = data.setdefault(section, {})
             if isinstance(target, dict):
                 target[key] = value
+    if "SLACK_CHANNEL" in env and not env["SLACK_CHANNEL"].strip():
+        # Set but blank (``SLACK_CHANNEL=${UNSET}``): "no channel", not "the file's channel",
+        # so that with a bot token it is reported instead of posting somewhere unintended.
+        slack["channel"] = ""
     return data
 
 
@@ -328,8 +464,19 @@ def _describe(error: dict[str, Any], source: str) -> str:
     if kind == "missing":
         return f"{source}: key '{location}' is required; add it"
     value = error.get("input")
-    shown = "<secret>" if "token" in location or "webhook" in location else repr(value)
-    return f"{source}: key '{location}' = {shown}: {error['msg']}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if isinstance(value, dict | list | tuple):
+        # A whole section failed a cross-field check; its input holds every value of the
+        # section (the bot token included), so name the section and never print it.
+        return redact(f"{source}: [{location or 'top level'}] {message}")
+    secret = (
+        "token" in location
+        or "webhook" in location
+        or (isinstance(value, str) and _looks_like_slack_secret(value))
+    )
+    shown = "<secret>" if secret else repr(value)
+    # redact() as well: a message may quote the value (e.g. a feed URL) in its own words.
+    return redact(f"{source}: key '{location}' = {shown}: {message}")
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -359,4 +506,28 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             f"{chosen}: key 'classifier.keywords_path' points to {settings.keywords_file}, "
             "which does not exist; fix the path (relative paths are relative to the config file)"
         )
+    _warn_unused_channels(settings, env)
     return settings
+
+
+def _warn_unused_channels(settings: Settings, env: Mapping[str, str]) -> None:
+    """Warn (not fail) about a channel that nothing will post to.
+
+    A warning rather than an error: the shipped config names a channel and runs with
+    console alerts until a token is given, so a channel without a token is a normal
+    state for the file. Only SLACK_CHANNEL in the environment signals that this
+    deployment meant to post to Slack.
+    """
+    slack = settings.slack
+    if env.get("SLACK_CHANNEL", "").strip() and slack.mode == "console":
+        log.warning(
+            "SLACK_CHANNEL is set but SLACK_BOT_TOKEN is not (nor SLACK_WEBHOOK_URL): alerts "
+            "go to the console, not to %s; set SLACK_BOT_TOKEN, or unset SLACK_CHANNEL",
+            slack.channel,
+        )
+    if slack.ops_channel and not slack.bot_token:
+        log.warning(
+            "slack.ops_channel is %s but SLACK_BOT_TOKEN is not set: feed-health notices go "
+            "to the log only; set SLACK_BOT_TOKEN, or remove ops_channel",
+            slack.ops_channel,
+        )

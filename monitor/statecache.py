@@ -30,6 +30,14 @@ class FeedStates:
         self._known: dict[str, FeedState | None] = {}
         self._pending: list[tuple[FeedState, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._unsaved: dict[str, int] = {}
+        """Polls in a row whose outcome the store refused, per feed: the store cannot
+        count them, yet the feed's back-off must grow while the store is down."""
+
+    def note_unsaved(self, name: str) -> int:
+        """Count a poll whose outcome could not be saved; returns the run so far."""
+        self._unsaved[name] = self._unsaved.get(name, 0) + 1
+        return self._unsaved[name]
 
     async def load(self) -> None:
         """Read every feed's state in one query (daemon start-up)."""
@@ -61,6 +69,7 @@ class FeedStates:
             self._known.pop(state.name, None)
             raise
         self._known[state.name] = state
+        self._unsaved.pop(state.name, None)
 
     async def _write_pending(self) -> None:
         """Write batches until nothing is waiting; then the next ``save`` starts a writer."""

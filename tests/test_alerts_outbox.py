@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from monitor.alerts.console import ConsoleDeliverer
-from monitor.alerts.outbox import DrainReport, backoff_delay, drain_outbox
+from monitor.alerts.health import DestinationHealth
+from monitor.alerts.outbox import DrainReport, drain_outbox
 from monitor.alerts.slack import SlackDeliverer
 from monitor.alerts.webhook import WebhookDeliverer
 from monitor.models import Alert, Article, Verdict
@@ -148,8 +149,8 @@ async def test_server_error_is_retried_with_backoff_then_sent_once(
     assert (report.sent, report.retried) == (0, 1)
     assert store.outbox_counts()["pending"] == 1
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert "al-1" in line and "slack:alerts" in line and "will retry at" in line
-    assert "internal_error" in line and "checked first" in line
+    assert "slack is unreachable" in line and "internal_error" in line
+    assert "nothing is lost" in line
     # Not due again at once (the floor), due after the first back-off ceiling (10 s).
     assert await drain(store, deliverer, clock) == DrainReport()
     clock.advance(10.5)
@@ -160,12 +161,16 @@ async def test_server_error_is_retried_with_backoff_then_sent_once(
     assert methods == ["chat.postMessage", "conversations.history", "chat.postMessage"]
 
 
-def test_backoff_is_full_jitter_exponential_and_capped() -> None:
-    rng = random.Random(42)
-    for attempts, ceiling in [(1, 30), (2, 60), (3, 120), (7, 1920), (8, 3600), (500, 3600)]:
-        draws = [backoff_delay(attempts, base=30, cap=3600, rng=rng) for _ in range(400)]
-        assert all(1.0 <= d <= ceiling for d in draws)
-        assert max(draws) > ceiling * 0.9 and min(draws) < ceiling * 0.1 + 1  # spread, not fixed
+def test_outage_probes_back_off_with_jitter_and_a_cap() -> None:
+    health = DestinationHealth("slack", logger=LOG, probe_base=2, probe_cap=60,
+                               rng=random.Random(42))
+    for failures, ceiling in [(1, 2), (2, 4), (3, 8), (6, 60), (50, 60)]:
+        while health.failures < failures - 1:
+            health.failed("down", T0)
+        probe = health.failed("down", T0)
+        wait = (probe - T0).total_seconds()
+        assert ceiling / 2 <= wait <= ceiling
+        assert not health.can_send(T0) and health.can_send(probe)
 
 
 async def test_successive_failures_back_off_further(
@@ -173,13 +178,16 @@ async def test_successive_failures_back_off_further(
 ) -> None:
     queue(store, 1)
     clock = Clock(T0 + timedelta(seconds=1))
+    health = DestinationHealth("slack", logger=LOG, probe_base=10, probe_cap=1000,
+                               rng=random.Random(0))
     slack.fail_next(3, error="service_unavailable")
-    for _ceiling in (10, 20, 40):
-        report = await drain(store, deliverer, clock, base_backoff=10, max_backoff=1000,
-                             rng=random.Random(0))
+    for ceiling in (10, 20, 40):
+        report = await drain(store, deliverer, clock, health=health)
         assert report.retried == 1
-        clock.advance(_ceiling + 0.5)  # every jittered delay is below its ceiling
-    assert (await drain(store, deliverer, clock)).sent == 1
+        clock.advance(ceiling / 2 - 0.5)  # every jittered delay is at least half its ceiling
+        assert await drain(store, deliverer, clock, health=health) == DrainReport()
+        clock.advance(ceiling / 2 + 1)
+    assert (await drain(store, deliverer, clock, health=health)).sent == 1
     assert len(slack.calls_to("chat.postMessage")) == 4 and len(slack.messages) == 1
 
 
@@ -244,12 +252,13 @@ async def test_dropped_connection_does_not_post_twice(
     clock = Clock(T0 + timedelta(seconds=1))
     slack.drop_after_post_next()  # al-1 is posted but the answer is lost
     report = await drain(store, deliverer, clock)
-    assert (report.sent, report.retried) == (1, 1)
-    assert sorted(posted_ids(slack)) == ["al-1", "al-2"]
+    # A lost answer counts as trouble at the destination: the rest waits for the probe.
+    assert (report.sent, report.retried, report.deferred) == (0, 1, 1)
+    assert posted_ids(slack) == ["al-1"]
     clock.advance(3600)
     report = await drain(store, deliverer, clock)
-    assert (report.found_existing, report.sent) == (1, 0)
-    assert sorted(posted_ids(slack)) == ["al-1", "al-2"]  # still one post each
+    assert (report.found_existing, report.sent) == (1, 1)
+    assert sorted(posted_ids(slack)) == ["al-1", "al-2"]  # one post each
     assert store.outbox_counts()["sent"] == 2
 
 

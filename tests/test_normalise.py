@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -114,12 +115,41 @@ def test_text_without_markup_skips_the_parser_and_reads_the_same(plain: str) -> 
     assert html_to_text(plain) == html_to_text(f"<span>{plain}</span>")
 
 
-def test_article_id_prefers_guid_and_ignores_everything_else() -> None:
+def test_article_id_is_guid_and_link_and_ignores_everything_else() -> None:
     a = entry()
-    b = replace(a, link="https://elsewhere.example/x", title="Changed", published=None)
-    assert article_id(a) == article_id(b)
+    updated = replace(a, title="Changed", summary_html="<p>new text</p>", published=None,
+                      link="https://NEWS.example.org/a/1/?utm_source=rss&fbclid=x")
+    assert article_id(a) == article_id(updated)  # an updated story stays one item
     assert len(article_id(a)) == 32
     assert all(c in "0123456789abcdef" for c in article_id(a))
+
+
+def test_a_reused_guid_with_another_link_is_another_item() -> None:
+    ids = {article_id(entry(link=f"https://news.example.org/a/{n}")) for n in range(3)}
+    assert len(ids) == 3
+    assert article_id(entry(link="https://news.example.org/a/1")) != article_id(
+        entry(feed_name="other", link="https://news.example.org/a/1"))
+
+
+def _guid_only_id(feed: str, guid: str) -> str:
+    """The id every version before guid+link keys: stored rows carry it."""
+    return hashlib.sha256(f"feed:{feed}\nguid:{guid}".encode()).hexdigest()[:32]
+
+
+@pytest.mark.parametrize(
+    ("guid", "link"),
+    [
+        ("https://news.example.org/a/1", "https://news.example.org/a/1"),
+        ("https://news.example.org/a/1", "https://news.example.org/a/1/?utm_medium=rss"),
+        ("HTTP://News.example.org:80/a/1", "http://news.example.org/a/1"),
+        ("g-1", None),
+        ("https://news.example.org/?p=123", None),
+    ],
+)
+def test_permalink_guids_and_linkless_entries_keep_their_stored_ids(
+    guid: str, link: str | None
+) -> None:
+    assert article_id(entry(guid=guid, link=link)) == _guid_only_id("desk", guid)
 
 
 def test_article_id_falls_back_to_canonical_link() -> None:

@@ -246,7 +246,9 @@ def test_a_failed_bookkeeping_write_is_not_remembered(
             BEGIN SELECT RAISE(ABORT, 'read-only (test)'); END;
         """)
         failed = poll(feed, store, classifier, states, at=T0 + timedelta(hours=1))
-        assert failed.status == "not_modified" and failed.next_poll_at is None
+        # Not counted, yet re-armed with the failure back-off (never left to the safety net).
+        assert failed.status == "StoreError" and failed.store_error is not None
+        assert failed.next_poll_at is not None and failed.next_poll_at > T0 + timedelta(hours=1)
         assert _state(store, "Desk").polls == 1
         store._conn.execute("DROP TRIGGER frozen")
         poll(feed, store, classifier, states, at=T0 + timedelta(hours=2))

@@ -128,3 +128,186 @@ def test_check_config_prints_summary_without_secrets(
     assert main(["check-config", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "feeds: 1" in out and "slack:#x" in out and token not in out
+
+
+# --- misconfiguration that used to fail silently ------------------------------------------
+BOT = "xoxb-1111-2222-settings-secret-token"
+NO_CHANNEL_FIX = (
+    "set SLACK_CHANNEL to the channel ID, like C0123ABCD, or unset SLACK_BOT_TOKEN for "
+    "console alerts"
+)
+
+
+def test_bot_token_without_channel_is_an_error(tmp_path: Path) -> None:
+    path = write_config(tmp_path, FEED)  # no [slack] channel at all
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, env={"SLACK_BOT_TOKEN": BOT})
+    message = str(info.value)
+    assert NO_CHANNEL_FIX in message and "slack" in message
+    assert BOT not in message
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_empty_slack_channel_variable_with_token_is_an_error(tmp_path: Path, blank: str) -> None:
+    """``SLACK_CHANNEL=${UNSET}`` must not quietly fall back to the file's channel."""
+    path = write_config(tmp_path, '[slack]\nchannel = "#from-file"\n' + FEED)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, env={"SLACK_BOT_TOKEN": BOT, "SLACK_CHANNEL": blank})
+    assert NO_CHANNEL_FIX in str(info.value) and BOT not in str(info.value)
+    # Without a token an empty SLACK_CHANNEL is harmless: console alerts, as before.
+    assert load_settings(path, env={"SLACK_CHANNEL": blank}).slack.mode == "console"
+
+
+def test_blank_channel_in_file_with_token_is_an_error(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[slack]\nchannel = "  "\n' + FEED)
+    with pytest.raises(SettingsError, match="SLACK_CHANNEL to the channel ID"):
+        load_settings(path, env={"SLACK_BOT_TOKEN": BOT})
+
+
+def test_token_with_webhook_and_no_channel_uses_the_webhook(tmp_path: Path) -> None:
+    """The token may be there for ops notices only; the webhook carries the alerts."""
+    path = write_config(tmp_path, '[slack]\nops_channel = "C0OPS"\n' + FEED)
+    env = {"SLACK_BOT_TOKEN": BOT, "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/hook/abc"}
+    assert load_settings(path, env=env).slack.mode == "webhook"
+
+
+def test_channel_variable_without_token_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_config(tmp_path, FEED)
+    with caplog.at_level("WARNING", logger="monitor.settings"):
+        settings = load_settings(path, env={"SLACK_CHANNEL": "C0123ABCD"})
+    assert settings.slack.mode == "console"
+    assert any("SLACK_BOT_TOKEN is not" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="monitor.settings"):  # the shipped file's channel
+        load_settings(default_config_path(), env={})
+    assert not caplog.records
+
+
+def test_ops_channel_without_token_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_config(tmp_path, '[slack]\nops_channel = "#ops"\n' + FEED)
+    with caplog.at_level("WARNING", logger="monitor.settings"):
+        load_settings(path, env={})
+    assert any("notices go to the log" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("url", ["sqlite:///", "sqlite:///   ", "sqlite:///state/"])
+def test_database_url_without_a_file_is_an_error(tmp_path: Path, url: str) -> None:
+    path = write_config(tmp_path, f'[storage]\ndatabase_url = "{url}"\n' + FEED)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, env={})
+    assert "storage.database_url" in str(info.value) and "in-memory" in str(info.value)
+    with pytest.raises(SettingsError, match=r"storage\.database_url"):
+        load_settings(write_config(tmp_path, FEED), env={"MONITOR_DATABASE_URL": url})
+
+
+def test_in_memory_database_only_when_asked_for(tmp_path: Path) -> None:
+    path = write_config(tmp_path, FEED)
+    settings = load_settings(path, env={"MONITOR_DATABASE_URL": "sqlite:///:memory:"})
+    assert settings.storage.sqlite_path == ":memory:"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "slack.com/api",
+        "ftp://slack.com/api/",
+        "http://",
+        "http:///api/",
+        "http://:8080/api/",
+        "http://exa mple.com/api/",
+        "http://127.0.0.1:port/api/",
+        "https://slack.com/api/?x=1",
+    ],
+)
+def test_malformed_slack_api_url_is_an_error(tmp_path: Path, url: str) -> None:
+    path = write_config(tmp_path, FEED)
+    env = {"SLACK_BOT_TOKEN": BOT, "SLACK_CHANNEL": "C0123ABCD", "SLACK_API_URL": url}
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, env=env)
+    message = str(info.value)
+    assert "slack.api_url" in message and "SLACK_API_URL" in message and BOT not in message
+    good = {**env, "SLACK_API_URL": "https://slack.com/api"}
+    assert load_settings(path, env=good).slack.api_url == "https://slack.com/api/"
+
+
+def test_webhook_url_pasted_as_api_url_is_refused_without_echo(tmp_path: Path) -> None:
+    hook = "https://hooks.slack.com/services/T000/B000/apiurlSECRET"
+    env = {"SLACK_BOT_TOKEN": BOT, "SLACK_CHANNEL": "C0123ABCD", "SLACK_API_URL": hook}
+    with pytest.raises(SettingsError) as info:
+        load_settings(write_config(tmp_path, FEED), env=env)
+    assert "SLACK_WEBHOOK_URL" in str(info.value) and "apiurlSECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["hooks.slack.com/services/T0/B0/hookSECRET", "https://:443/hookSECRET",
+     "http://a b/hookSECRET"],
+)
+def test_malformed_webhook_url_is_an_error_without_echo(tmp_path: Path, url: str) -> None:
+    path = write_config(tmp_path, FEED)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, env={"SLACK_WEBHOOK_URL": url})
+    message = str(info.value)
+    assert "slack.webhook_url" in message and "SLACK_WEBHOOK_URL" in message
+    assert "hookSECRET" not in message and url not in message
+    local = load_settings(path, env={"SLACK_WEBHOOK_URL": "http://127.0.0.1:8080/hook/x"})
+    assert local.slack.mode == "webhook"
+
+
+TOKEN_SHAPES = [
+    "xoxb-1234-5678-pastedSECRET",
+    "xoxp-1234-5678-pastedSECRET",
+    "xoxa-2-pastedSECRET",
+    "xoxr-pastedSECRET",
+    "xoxs-pastedSECRET",
+    "xapp-1-A0123-4567-pastedSECRET",
+    "https://hooks.slack.com/services/T0/B0/pastedSECRET",
+]
+PASTED_FIX = (
+    "looks like a Slack token; put the token in SLACK_BOT_TOKEN and the channel ID in "
+    "SLACK_CHANNEL"
+)
+
+
+@pytest.mark.parametrize("value", TOKEN_SHAPES)
+def test_token_pasted_into_slack_channel_is_refused_without_echo(
+    tmp_path: Path, value: str
+) -> None:
+    path = write_config(tmp_path, FEED)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, env={"SLACK_CHANNEL": value})
+    message = str(info.value)
+    assert "slack.channel" in message and PASTED_FIX in message
+    assert "pastedSECRET" not in message
+
+
+@pytest.mark.parametrize("key", ["channel", "ops_channel"])
+def test_token_in_channel_keys_of_the_file_is_refused_without_echo(
+    tmp_path: Path, key: str
+) -> None:
+    path = write_config(tmp_path, f'[slack]\n{key} = "xoxp-99-fileSECRET"\n' + FEED)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, env={})
+    assert f"slack.{key}" in str(info.value) and PASTED_FIX in str(info.value)
+    assert "fileSECRET" not in str(info.value)
+
+
+def test_error_messages_never_echo_token_shaped_values(tmp_path: Path) -> None:
+    """Whatever key a token is pasted into, the message names the key, not the value."""
+    path = write_config(
+        tmp_path,
+        '[logging]\nlevel = "xoxb-7-levelSECRET"\n'
+        '[fetch]\ncontact_url = "xapp-1-contactSECRET"\n'
+        '[[feeds]]\nname = "T"\nurl = "xoxp-8-feedSECRET"\n',
+    )
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, env={})
+    message = str(info.value)
+    assert "logging.level" in message and "fetch.contact_url" in message
+    assert "feeds.0.url" in message
+    assert "SECRET" not in message
+    assert len(message.splitlines()) == 3

@@ -15,7 +15,10 @@ from monitor.models import Alert, Receipt
 
 __all__ = ["Deliverer", "redact"]
 
-_TOKEN_SHAPE = re.compile(r"xox[a-z]-[A-Za-z0-9-]+")
+_TOKEN_SHAPE = re.compile(r"(xox[a-z]|xapp)-[A-Za-z0-9-]+")
+"""Bot/user/legacy/refresh tokens (xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xoxe-…) and app-level
+tokens (xapp-), wherever they sit in the text: no word boundary is required, because a
+token glued to other text ("Bearerxoxb-…", "x=xoxb-…") must be hidden too."""
 _WEBHOOK_SHAPE = re.compile(r"https?://hooks\.slack(?:-gov)?\.com/\S+")
 
 
@@ -28,8 +31,13 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[redacted]")
-    text = _TOKEN_SHAPE.sub("xox?-[redacted]", text)
+    text = _TOKEN_SHAPE.sub(_masked_token, text)
     return _WEBHOOK_SHAPE.sub("[redacted webhook URL]", text)
+
+
+def _masked_token(match: re.Match[str]) -> str:
+    """Mask the whole token; an app-level token stays recognisable as one, for the reader."""
+    return "xapp-[redacted]" if match.group(1) == "xapp" else "xox?-[redacted]"
 
 
 @runtime_checkable

@@ -13,9 +13,13 @@ operations is what keeps "no alert lost, none posted twice":
    *ambiguous* failure flags the alert for a lookup first), or park it with a
    message that tells the operator what to fix.
 
-A rate limit stops the batch: the alerts not yet tried are handed back with
-the server's Retry-After, because hammering a rate-limited API only extends
-the limit.
+A rate limit or an outage stops the batch: the alerts not yet tried are handed
+back untried. Both belong to the destination, not to the alert
+(``monitor.alerts.health``): a rate limit pauses sending until the server's
+Retry-After without growing any alert's back-off, and an outage is logged once
+and probed with the oldest waiting alert until it ends, so the backlog then goes
+out at once, in publication order. A stop (``should_stop``) lets the alert being
+sent finish and hands the rest back.
 """
 
 from __future__ import annotations
@@ -28,14 +32,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.alerts.base import Deliverer, redact
+from monitor.alerts.health import DestinationHealth
 from monitor.errors import DeliveryError
 from monitor.models import Alert, Receipt
 from monitor.store.base import Store
 
-__all__ = ["DrainReport", "backoff_delay", "drain_outbox"]
-
-MIN_RETRY_DELAY = 1.0
-"""Floor under the jittered delay so a failing alert is never retried in a hot loop."""
+__all__ = ["DrainReport", "drain_outbox"]
 
 LEASE_SAFETY = 0.5
 """Stop starting new sends once this fraction of the lease has passed: an alert whose
@@ -61,20 +63,6 @@ class DrainReport:
         )
 
 
-def backoff_delay(
-    attempts: int, *, base: float, cap: float, rng: random.Random | None = None
-) -> float:
-    """Full-jitter exponential back-off: uniform(0, min(cap, base * 2^(attempts-1))).
-
-    Full jitter spreads many workers' retries evenly instead of in waves; the
-    ``MIN_RETRY_DELAY`` floor only prevents an immediate retry.
-    """
-    exponent = min(max(attempts, 1) - 1, 62)
-    ceiling = min(cap, base * (2.0**exponent))
-    draw = (rng or random).uniform(0.0, ceiling)
-    return max(draw, min(MIN_RETRY_DELAY, ceiling))
-
-
 def _iso(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
 
@@ -89,23 +77,23 @@ class _Drainer:
         *,
         now: Callable[[], datetime],
         lease_seconds: float,
-        base_backoff: float,
-        max_backoff: float,
         max_attempts: int | None,
         logger: logging.Logger,
         rng: random.Random | None,
+        health: DestinationHealth,
+        should_stop: Callable[[], bool],
     ) -> None:
         self.store = store
+        self.health = health
+        self.should_stop = should_stop
         self.deliverer = deliverer
         self.now = now
         self.lease_seconds = lease_seconds
-        self.base_backoff = base_backoff
-        self.max_backoff = max_backoff
         self.max_attempts = max_attempts
         self.log = logger
         self.rng = rng
         self.report = DrainReport()
-        self._rate_limit_until = now()
+        self._resume_at = now()
 
     async def batch(self, alerts: Sequence[Alert], claimed_at: datetime) -> bool:
         """Process one claimed batch; returns False when draining should stop now."""
@@ -115,6 +103,12 @@ class _Drainer:
         try:
             for index, alert in enumerate(alerts):
                 current = self.now()
+                if self.should_stop():
+                    rest = alerts[index:]
+                    await self._hand_back(rest, at=current, why="shutdown")
+                    self.log.info("outbox: stopping; %d claimed alert(s) handed back untried",
+                                  len(rest))
+                    return False
                 if current >= deadline:
                     rest = alerts[index:]
                     await self._hand_back(rest, at=current, why="lease running out")
@@ -125,14 +119,11 @@ class _Drainer:
                     )
                     return False
                 outcome = await self._one(alert)
-                if outcome == "rate_limited":
+                if outcome in ("rate_limited", "unreachable"):
                     rest = alerts[index + 1 :]
                     if rest:
-                        await self._hand_back(rest, at=self._rate_limit_until, why="rate limited")
-                        self.log.warning(
-                            "outbox: %s is rate limiting; %d more alert(s) wait until %s",
-                            self.deliverer.name, len(rest), _iso(self._rate_limit_until),
-                        )
+                        why = "rate limited" if outcome == "rate_limited" else "destination down"
+                        await self._hand_back(rest, at=self._resume_at, why=why)
                     return False
                 clean = clean and outcome == "done"
         except asyncio.CancelledError:
@@ -175,8 +166,14 @@ class _Drainer:
                 retryable=True,
                 ambiguous=True,
             )
-            return await self._failed(alert, err)
+            return await self._failed(alert, err, destination_down=False)
         await asyncio.to_thread(self.store.mark_alert_sent, receipt)
+        if self.health.down_since is not None:
+            counts = await asyncio.to_thread(self.store.outbox_counts)
+            waiting = counts.get("pending", 0) + counts.get("in_flight", 0)
+            self.health.succeeded(self.now(), waiting=waiting)
+        else:
+            self.health.succeeded(self.now())
         if found:
             self.report.found_existing += 1
             self.log.info(
@@ -188,7 +185,11 @@ class _Drainer:
             self.log.info("alert %s posted to %s (message %s)", alert.id, dest, receipt.message_id)
         return "done"
 
-    async def _failed(self, alert: Alert, err: DeliveryError) -> str:
+    async def _failed(self, alert: Alert, err: DeliveryError, *,
+                      destination_down: bool = True) -> str:
+        """Park, pause, or wait for the destination; ``destination_down=False`` is for
+        failures that say nothing about the destination (a bug in a deliverer): that
+        alert alone waits, the batch goes on."""
         current = self.now()
         error = redact(str(err))
         dest = alert.destination
@@ -213,34 +214,39 @@ class _Drainer:
                 REQUEUE_HINT,
             )
             return "failed"
-        delay = backoff_delay(
-            alert.attempts, base=self.base_backoff, cap=self.max_backoff, rng=self.rng
-        )
         if err.retry_after is not None:
-            delay = max(delay, err.retry_after)
-        at = current + timedelta(seconds=delay)
+            # A rate limit (or a 503 naming its end) pauses the destination; the alert
+            # keeps its place and its back-off does not grow.
+            self._resume_at = current + timedelta(seconds=err.retry_after)
+            await asyncio.to_thread(
+                self.store.mark_alert_retry, alert.id, error=error,
+                next_attempt_at=self._resume_at, ambiguous=err.ambiguous,
+            )
+            self.health.paused(self._resume_at, error, current)
+            self.report.retried += 1
+            return "rate_limited"
+        if destination_down:
+            # Connection refused, 5xx, timeouts: the destination is down for every alert.
+            at = self._resume_at = self.health.failed(error, current)
+        else:
+            cap = self.health.probe_cap
+            at = current + timedelta(seconds=(self.rng or random).uniform(cap / 2, cap))
         await asyncio.to_thread(
-            self.store.mark_alert_retry,
-            alert.id,
-            error=error,
-            next_attempt_at=at,
-            ambiguous=err.ambiguous,
+            self.store.mark_alert_retry, alert.id, error=error,
+            next_attempt_at=at, ambiguous=err.ambiguous,
         )
         self.report.retried += 1
-        if err.ambiguous and self.deliverer.supports_lookup:
-            note = "; it may have been posted, so the channel is checked first"
-        elif err.ambiguous:
+        if err.ambiguous and not self.deliverer.supports_lookup:
+            level = logging.WARNING
             note = f"; it may have been posted and {self.deliverer.name} cannot be checked"
         else:
-            note = ""
-        self.log.warning(
-            "alert %s to %s failed (attempt %d): %s; will retry at %s%s",
+            level = logging.DEBUG if destination_down else logging.WARNING
+            note = "; the channel is checked first" if err.ambiguous else ""
+        self.log.log(
+            level, "alert %s to %s failed (attempt %d): %s; next try at %s%s",
             alert.id, dest, alert.attempts, error, _iso(at), note,
         )
-        if err.retry_after is not None:
-            self._rate_limit_until = current + timedelta(seconds=err.retry_after)
-            return "rate_limited"
-        return "retry"
+        return "unreachable" if destination_down else "retry"
 
     async def _hand_back(self, alerts: Sequence[Alert], *, at: datetime, why: str) -> None:
         """Return claimed-but-untried alerts to pending (not ambiguous: nothing was sent)."""
@@ -262,30 +268,39 @@ async def drain_outbox(
     now: Callable[[], datetime],
     batch_size: int = 50,
     lease_seconds: float = 120.0,
-    base_backoff: float = 30.0,
-    max_backoff: float = 3600.0,
+    base_backoff: float = 2.0,
+    max_backoff: float = 60.0,
     max_attempts: int | None = None,
     logger: logging.Logger,
     rng: random.Random | None = None,
     max_batches: int = 20,
+    health: DestinationHealth | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> DrainReport:
     """Deliver due alerts until none are due, something goes wrong, or ``max_batches`` is hit.
 
     A further batch is claimed only when the previous one was full and every
     alert in it went out: after any failure the rest waits for the next drain,
     which also guarantees an alert retried "now" is not retried in a tight loop.
-    Store calls are synchronous and run in a worker thread.
+    Store calls are synchronous and run in a worker thread. ``health`` carries a
+    destination's outage or rate limit from one drain to the next (the daemon keeps
+    one per destination); without it each drain starts from "up".
     """
+    health = health or DestinationHealth(deliverer.name, logger=logger, rng=rng,
+                                         probe_base=base_backoff, probe_cap=max_backoff)
+    should_stop = should_stop or (lambda: False)
+    if not health.can_send(now()) or should_stop():
+        return DrainReport()
     drainer = _Drainer(
         store,
         deliverer,
         now=now,
         lease_seconds=lease_seconds,
-        base_backoff=base_backoff,
-        max_backoff=max_backoff,
         max_attempts=max_attempts,
         logger=logger,
         rng=rng,
+        health=health,
+        should_stop=should_stop,
     )
     for _ in range(max(1, max_batches)):
         claimed_at = now()

@@ -42,10 +42,18 @@ DEFAULT_RATE_LIMIT_WAIT = 30.0
 """Seconds to wait after a rate limit that came without a usable Retry-After."""
 
 LOOKUP_MARGIN = timedelta(hours=1)
-"""How far before the article's publication time the history search starts (clock skew)."""
+"""How far before the article's publication time the history search starts, for alerts
+whose first attempt was not recorded (queued by an older version)."""
+
+ATTEMPT_MARGIN = timedelta(minutes=5)
+"""How far before the first attempt's start the search begins (our clock against Slack's)."""
+
+MAX_LOOKUP_MESSAGES = 100_000
+"""A runaway guard only: the search pages back to the first attempt, however many
+messages were posted since (a backlog of hundreds pushed posts out of a fixed window)."""
 
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
-_HISTORY_PAGE_MAX = 999  # Slack's cap on conversations.history ``limit``
+_HISTORY_PAGE = 200  # Slack's recommended page size for conversations.history
 
 # Temporary conditions: try again later.
 _RETRYABLE = {
@@ -190,7 +198,7 @@ class SlackDeliverer:
         *,
         base_url: str | None = None,
         timeout: float = 10.0,
-        lookup_window: int = 200,
+        lookup_window: int = MAX_LOOKUP_MESSAGES,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         if not token:
@@ -248,18 +256,20 @@ class SlackDeliverer:
         )
 
     async def find_delivered(self, alert: Alert) -> Receipt | None:
+        """Search the channel for a post carrying the alert id, back to the first attempt.
+
+        Every earlier attempt started at or after ``alert.first_attempt_at``, so the
+        search pages through everything posted since then (``oldest`` bounds it), not
+        a fixed number of recent messages.
+        """
         channel_id = await self._resolve_channel_id()
-        published = alert.published_at
-        if published.tzinfo is None:
-            published = published.replace(tzinfo=UTC)
-        # A feed may claim a future date; the post cannot be newer than now.
-        oldest = min(published, self._clock()) - LOOKUP_MARGIN
+        oldest = lookup_start(alert, now=self._clock())
         scanned = 0
         cursor: str | None = None
         while scanned < self.lookup_window:
             page: dict[str, Any] = {
                 "channel": channel_id,
-                "limit": min(self.lookup_window - scanned, _HISTORY_PAGE_MAX),
+                "limit": min(self.lookup_window - scanned, _HISTORY_PAGE),
                 "include_all_metadata": True,
                 "oldest": f"{max(oldest.timestamp(), 0.0):.6f}",
             }
@@ -367,6 +377,22 @@ class SlackDeliverer:
         return DeliveryError(
             f"{label}: Slack refused the request; check the app's configuration", retryable=False
         )
+
+
+def lookup_start(alert: Alert, *, now: datetime) -> datetime:
+    """Where a duplicate search starts: shortly before the first attempt began.
+
+    Alerts queued before attempts were recorded fall back to the article's
+    publication time (a feed may claim a future date: the post cannot be newer
+    than now).
+    """
+    if alert.first_attempt_at is not None:
+        return min(_aware(alert.first_attempt_at), now) - ATTEMPT_MARGIN
+    return min(_aware(alert.published_at), now) - LOOKUP_MARGIN
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _carries_alert(message: dict[str, Any], alert_id: str) -> bool:

@@ -8,10 +8,11 @@ and WAL lets CLI readers (``feeds``, ``label``) run while the daemon writes.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -93,9 +94,43 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE feeds ADD COLUMN body_hash TEXT;
     ALTER TABLE feeds ADD COLUMN ttl_seconds REAL
     """,
+    # 4: start-up write check; when an alert's first attempt began (the duplicate
+    # look-up searches the channel back to it); publication time for delivery order
+    """
+    CREATE TABLE store_heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), written_at TEXT);
+    ALTER TABLE alerts ADD COLUMN first_attempt_at TEXT;
+    ALTER TABLE alerts ADD COLUMN published_at TEXT;
+    UPDATE alerts SET published_at = (
+        SELECT articles.published_at FROM articles WHERE articles.id = alerts.article_id);
+    CREATE INDEX alerts_order ON alerts(status, published_at, created_at)
+    """,
 )
 
 MAX_ARRIVALS = 2_000  # a week of a very busy feed; keeps the row small
+
+
+_HINTS = {
+    "readonly": "the database file or its folder is read-only for this user; fix the "
+                "permissions (the daemon needs to write the file and its -wal/-shm files)",
+    "disk is full": "the disk is full; free space",
+    "disk i/o error": "the disk reported an I/O error; check the disk and the file system",
+    "not a database": "the file is not an SQLite database; point storage.database_url elsewhere",
+    "unable to open": "the file cannot be opened; check the path and the folder's permissions",
+    "permission denied": "the monitor's user may not write there; fix the permissions",
+    "locked": "another process holds a write lock longer than storage.busy_timeout_seconds",
+}
+
+
+def _cause(exc: BaseException) -> str:
+    """The error with what to do about it, when we know (one line, no traceback)."""
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+    lowered = text.lower()
+    for needle, hint in _HINTS.items():
+        if needle in lowered:
+            return f"{text} ({hint})"
+    return text
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -119,23 +154,51 @@ class SqliteStore:
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=busy_timeout
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        self._conn.row_factory = sqlite3.Row
+        self.busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._arrivals_text: dict[str, tuple[tuple[datetime, ...], str]] = {}
         """Per feed: the arrivals tuple last read or written and its JSON. Most polls
         (every 304) keep the same tuple object, and re-serialising ~100 timestamps
         per poll was the largest cost left in saving a 304's state."""
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open the file and set it up; every failure becomes one StoreError line.
+
+        Opening is where a wrong path, a full disk, a file that is not a database or
+        missing permissions first show; they must read as one sentence, not a traceback.
+        """
+        conn: sqlite3.Connection | None = None
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None,
+                timeout=self.busy_timeout,
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except (sqlite3.Error, OSError) as exc:
+            if conn is not None:
+                conn.close()
+            cause = _cause(exc)
+            folder = Path(self.path).parent
+            if self.path != ":memory:" and folder.is_dir() and not os.access(folder, os.W_OK):
+                cause = (f"{exc} (the folder {folder} is read-only for this user or on a "
+                         "read-only file system; WAL mode needs to create files next to the "
+                         "database)")
+            raise StoreError(f"cannot open SQLite database {self.path}: {cause}") from exc
+        return conn
+
+    def reopen(self) -> None:
+        """Close and reconnect: SQLite opens a file it may not write read-only, and the
+        connection stays read-only after the permissions are fixed."""
+        with self._lock:
+            fresh = self._connect()
+            old, self._conn = self._conn, fresh
+            old.close()
 
     # --- plumbing -----------------------------------------------------------------
     @contextmanager
@@ -147,18 +210,37 @@ class SqliteStore:
                 try:
                     yield self._conn
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    self._rollback()
                     raise
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise StoreError(f"SQLite {self.path}: {exc}") from exc
+                self._rollback()
+                raise StoreError(f"SQLite {self.path}: {_cause(exc)}") from exc
+
+    def _rollback(self) -> None:
+        """Roll back if a transaction is still open. After SQLITE_FULL or an I/O error
+        SQLite has already rolled back itself, and a second ROLLBACK would raise
+        "cannot rollback" and hide the real cause."""
+        if self._conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
 
     def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                raise StoreError(f"SQLite {self.path}: {exc}") from exc
+                raise StoreError(f"SQLite {self.path}: {_cause(exc)}") from exc
+
+    def check_writable(self) -> None:
+        """Prove a real write commits (a read-only or full database fails here, at start-up,
+        instead of silently at the first poll)."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO store_heartbeat (id, written_at) VALUES (1, ?) "
+                "ON CONFLICT(id) DO UPDATE SET written_at = excluded.written_at",
+                (_iso(datetime.now(UTC)),),
+            )
 
     def migrate(self) -> None:
         with self._tx() as conn:
@@ -421,12 +503,13 @@ class SqliteStore:
         lease_until = _iso(now + timedelta(seconds=lease_seconds))
         now_iso = _iso(now)
         with self._tx() as conn:
+            # Oldest news first: after an outage the backlog goes out in publication order.
             rows = conn.execute(
                 """
                 SELECT * FROM alerts
                 WHERE (status = 'pending' AND next_attempt_at <= ?)
                    OR (status = 'in_flight' AND lease_until <= ?)
-                ORDER BY next_attempt_at, created_at
+                ORDER BY published_at, created_at, id
                 LIMIT ?
                 """,
                 (now_iso, now_iso, limit),
@@ -435,15 +518,17 @@ class SqliteStore:
             for row in rows:
                 # An expired lease means a worker died mid-send: the post may have happened.
                 needs_lookup = bool(row["needs_lookup"]) or row["status"] == "in_flight"
+                first_attempt = row["first_attempt_at"] or now_iso
                 conn.execute(
                     """
                     UPDATE alerts SET status = 'in_flight', lease_until = ?,
-                        attempts = attempts + 1, needs_lookup = ?
+                        attempts = attempts + 1, needs_lookup = ?, first_attempt_at = ?
                     WHERE id = ?
                     """,
-                    (lease_until, int(needs_lookup), row["id"]),
+                    (lease_until, int(needs_lookup), first_attempt, row["id"]),
                 )
-                claimed.append(_alert(row, attempts=row["attempts"] + 1, needs_lookup=needs_lookup))
+                claimed.append(_alert(row, attempts=row["attempts"] + 1, needs_lookup=needs_lookup,
+                                      first_attempt_at=_dt(first_attempt)))
         return claimed
 
     def mark_alert_sent(self, receipt: Receipt) -> None:
@@ -544,7 +629,8 @@ def _alert_payload(alert: Alert) -> dict[str, object]:
     }
 
 
-def _alert(row: sqlite3.Row, *, attempts: int, needs_lookup: bool) -> Alert:
+def _alert(row: sqlite3.Row, *, attempts: int, needs_lookup: bool,
+           first_attempt_at: datetime | None) -> Alert:
     payload = json.loads(row["payload"])
     return Alert(
         id=row["id"],
@@ -560,6 +646,7 @@ def _alert(row: sqlite3.Row, *, attempts: int, needs_lookup: bool) -> Alert:
         event_type=payload.get("event_type"),
         attempts=attempts,
         needs_lookup=needs_lookup,
+        first_attempt_at=first_attempt_at,
     )
 
 
@@ -622,8 +709,8 @@ def _insert_article(
         conn.execute(
             """
             INSERT INTO alerts (id, article_id, destination, payload, status, attempts,
-                                next_attempt_at, created_at)
-            VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)
+                                next_attempt_at, created_at, published_at)
+            VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)
             """,
             (
                 alert.id,
@@ -632,6 +719,7 @@ def _insert_article(
                 json.dumps(_alert_payload(alert)),
                 _iso(article.first_seen_at),
                 _iso(article.first_seen_at),
+                _iso(alert.published_at),
             ),
         )
     return True

@@ -114,8 +114,12 @@ class FakeSlack:
         channels: Mapping[str, str] | None = None,
         *,
         history_page_size: int | None = None,
+        port: int = 0,
     ) -> None:
         self.token = token
+        self.port = port
+        """0: an ephemeral port; a fixed one lets a test start the fake where a client
+        already points (Slack coming back after refusing connections)."""
         self.channels: dict[str, str] = dict(channels or DEFAULT_CHANNELS)
         """Channel ID → name."""
         self.history_page_size = history_page_size
@@ -132,7 +136,7 @@ class FakeSlack:
     # --- life cycle ----------------------------------------------------------------
     def start(self) -> FakeSlack:
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -194,6 +198,16 @@ class FakeSlack:
             self._failures.extend(
                 _Failure(status, error, retry_after, method) for _ in range(n)
             )
+
+    def clear_failures(self) -> None:
+        """Forget every injected failure not yet used (the outage is over)."""
+        with self._lock:
+            self._failures.clear()
+
+    def pending_failures(self) -> int:
+        """How many injected failures (drops, stalls, errors) are still waiting for a call."""
+        with self._lock:
+            return len(self._failures)
 
     def drop_after_post_next(self, n: int = 1, *, method: str = "chat.postMessage") -> None:
         """Accept the next ``n`` posts (API or ``method="webhook"``), then hang up unanswered."""
