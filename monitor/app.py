@@ -17,6 +17,7 @@ from collections import Counter
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -43,6 +44,9 @@ from monitor.statecache import FeedStates
 from monitor.store.base import Store
 from monitor.store.sqlite import SqliteStore
 from monitor.storehealth import StoreHealth
+
+if TYPE_CHECKING:
+    from monitor.stories.stage import StoryStage
 
 log = logging.getLogger("monitor")
 
@@ -99,14 +103,16 @@ def fetch_limits(settings: Settings) -> FetchLimits:
     )
 
 
-def open_store(settings: Settings) -> SqliteStore:
+def open_store(settings: Settings, *, check_writable: bool = True) -> SqliteStore:
     """Open, migrate and prove a write commits: a daemon that cannot store would poll
-    blind (alerts never queued, every item fetched again), so it refuses to start."""
+    blind (alerts never queued, every item fetched again), so it refuses to start.
+    Commands that only read skip the write check."""
     store = SqliteStore(settings.storage.sqlite_path,
                         busy_timeout=settings.storage.busy_timeout_seconds)
     try:
         store.migrate()
-        store.check_writable()
+        if check_writable:
+            store.check_writable()
     except StoreError:
         store.close()
         raise
@@ -236,6 +242,22 @@ def _build_enricher(settings: Settings, limits: FetchLimits, stack: AsyncExitSta
     )
 
 
+async def _build_stories(settings: Settings, store: Store, rules: AlertRules) -> StoryStage:
+    """The story index, rebuilt from the articles first seen within its window."""
+    from monitor.stories import StoryIndex, StorySettings, load_names
+    from monitor.stories.stage import StoryStage
+
+    engine = StorySettings(**settings.stories.engine_overrides())
+    stage = StoryStage(StoryIndex(engine, load_names(settings.keywords_file)), rules=rules,
+                       now=utc_now)
+    since = utc_now() - timedelta(hours=engine.window_hours)
+    members = await asyncio.to_thread(store.story_members_since, since)
+    restored = await asyncio.to_thread(stage.restore, members)
+    log.info("stories: %d recent article(s) restored into the story index (window %g h)",
+             restored, engine.window_hours)
+    return stage
+
+
 async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     classifier = ArticleClassifier.load(
         settings.model_file, threshold=settings.classifier.threshold,
@@ -266,6 +288,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     )
     states = FeedStates(store)
     await states.load()
+    stories = await _build_stories(settings, store, rules) if settings.stories.enabled else None
     enrich = None
     if settings.fulltext.enabled:
         enrich = _build_enricher(settings, limits, stack)
@@ -281,6 +304,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         lifecycle=lifecycle_policy(settings),
         enrich=enrich,
         states=states,
+        stories=stories.link if stories is not None else None,
         limiter=HostLimiter(
             per_host=settings.fetch.per_host_concurrency,
             min_gap_seconds=settings.fetch.min_host_gap_seconds,

@@ -10,9 +10,11 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -86,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     articles.add_argument("--limit", type=int, default=20)
     articles.add_argument("--matches", action="store_true", help="only matches")
 
+    stories = sub.add_parser("stories", parents=[common],
+                             help="recent stories with their outlets and alerts")
+    stories.add_argument("--since", default="24h", type=_duration,
+                         help="how far back, e.g. 90m, 24h, 7d (default 24h)")
+    stories.add_argument("--limit", type=int, default=50)
+    stories.add_argument("--all", action="store_true",
+                         help="also stories with one report and no alert")
+
     outbox = sub.add_parser("outbox", parents=[common], help="alert outbox status / requeue")
     outbox.add_argument("action", nargs="?", default="status", choices=["status", "requeue-failed"])
     return parser
@@ -111,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `… | head` closed the pipe: end quietly, as a filter should
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 # --- daemon commands -----------------------------------------------------------------
@@ -278,7 +291,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from classifiers.data import Example
     from monitor.app import open_store
 
-    store = open_store(settings)
+    store = open_store(settings, check_writable=False)
     try:
         labelled = store.labelled_articles()
     finally:
@@ -330,7 +343,7 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
         return _export_opml(settings, args)
     from monitor.app import open_store
 
-    store = open_store(settings)
+    store = open_store(settings, check_writable=False)
     try:
         states = {s.name: s for s in store.all_feed_states()}
     finally:
@@ -398,7 +411,7 @@ def _export_opml(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_articles(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.app import open_store
 
-    store = open_store(settings)
+    store = open_store(settings, check_writable=False)
     try:
         rows = store.recent_articles(limit=args.limit, matches_only=args.matches)
     finally:
@@ -406,8 +419,47 @@ def cmd_articles(settings: Settings, args: argparse.Namespace) -> int:
     for row in rows:
         score = f"{row['score']:.2f}" if row["score"] is not None else "  - "
         mark = "MATCH" if row["match"] else "     "
-        print(f"{row['id']}  {score} {mark}  [{row['source']}] {row['title'][:100]}")
+        story = row["story_id"] or "-"
+        print(f"{row['id']}  {score} {mark}  story {story[:14]}  [{row['source']}] "
+              f"{row['title'][:100]}")
     return EXIT_OK
+
+
+def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+
+    store = open_store(settings, check_writable=False)
+    try:
+        found = store.recent_stories(since=datetime.now(UTC) - args.since, limit=args.limit)
+    finally:
+        store.close()
+    shown = [s for s in found if args.all or s.member_count > 1 or s.parent_status]
+    if not shown:
+        print(f"no stories in the last {_describe_duration(args.since)}"
+              + ("" if args.all else " with an alert or more than one report (--all shows all)"))
+        return EXIT_OK
+    for story in shown:
+        alert = story.parent_status or "no alert"
+        print(f"{story.story_id[:14]}  {story.source_count:>3} outlet(s) {story.member_count:>3} "
+              f"report(s)  last {story.last_seen_at:%Y-%m-%d %H:%M}  alert: {alert}"
+              + (f", {story.replies} repl{'y' if story.replies == 1 else 'ies'}"
+                 if story.replies else ""))
+        print(f"    [{story.source}] {story.title[:110]}")
+    return EXIT_OK
+
+
+def _duration(text: str) -> timedelta:
+    """``90m``, ``24h``, ``7d``: argparse turns a ValueError into a usage error (exit 2)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhd])\s*", text or "")
+    if not match:
+        raise ValueError(f"not a duration like 90m, 24h or 7d: {text!r}")
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: float(match.group(1))})
+
+
+def _describe_duration(value: timedelta) -> str:
+    hours = value.total_seconds() / 3600
+    return f"{hours:g} h" if hours < 48 else f"{hours / 24:g} days"
 
 
 def cmd_outbox(settings: Settings, args: argparse.Namespace) -> int:
@@ -433,5 +485,6 @@ COMMANDS = {
     "label": cmd_label,
     "feeds": cmd_feeds,
     "articles": cmd_articles,
+    "stories": cmd_stories,
     "outbox": cmd_outbox,
 }

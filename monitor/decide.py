@@ -51,7 +51,25 @@ def decide(article: Article, verdict: Verdict, rules: AlertRules, *, now: dateti
                 f"match but published {hours:.0f} h ago (older than "
                 f"{rules.max_article_age_hours:g} h): stored without alert",
             )
-    alert = Alert(
+    return Decision(build_alert(article, verdict, rules), "match")
+
+
+def decide_echo(article: Article, verdict: Verdict, rules: AlertRules, *,
+                now: datetime) -> Alert | None:
+    """The "also reported by" reply for a near-duplicate that did not match on its own
+    (queued only if the member it copies matched); the age rule still applies."""
+    if verdict.match or _too_old(article, rules, now):
+        return None
+    return build_alert(article, verdict, rules)
+
+
+def _too_old(article: Article, rules: AlertRules, now: datetime) -> bool:
+    return rules.max_article_age_hours > 0 and (
+        now - article.published_at > timedelta(hours=rules.max_article_age_hours))
+
+
+def build_alert(article: Article, verdict: Verdict, rules: AlertRules) -> Alert:
+    return Alert(
         id=alert_id(article.id, rules.destination),
         article_id=article.id,
         destination=rules.destination,
@@ -64,4 +82,3 @@ def decide(article: Article, verdict: Verdict, rules: AlertRules, *, now: dateti
         snippet=snippet(article.summary, rules.snippet_chars),
         event_type=verdict.event_type,
     )
-    return Decision(alert, "match")

@@ -164,6 +164,54 @@ class Alert:
     first_attempt_at: datetime | None = None
     """When the first attempt to send it began: no earlier post can exist, so a
     duplicate look-up searches the destination back to this time and no further."""
+    kind: str = "parent"
+    """"parent": the story's top-level message; "reply": another outlet's report of
+    the same story, posted in the parent's thread."""
+    story_id: str | None = None
+    thread: ThreadRef | None = None
+    """For a reply: where its parent was posted (filled when the reply is claimed,
+    which happens only once the parent is sent)."""
+    folded: tuple[Alert, ...] = ()
+    """Further replies of the same story sent in this one message (one drain's worth)."""
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Every alert this message carries: itself and the folded replies."""
+        return (self.id, *(a.id for a in self.folded))
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRef:
+    """A posted parent message: the channel it is in and its id there (Slack's ts)."""
+
+    channel: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoryLink:
+    """Which story an article joined (``monitor.stories``), recorded with the article."""
+
+    story_id: str
+    is_new: bool
+    near_duplicate_of: str | None = None
+    """A member this article copies (wire copy, light rewrite): if that member matched,
+    this one counts as "reported by" even when it does not match on its own."""
+    echo: Alert | None = None
+    """The reply to queue in that case (built by the pipeline, kept only by the store's
+    check that the copied member matched)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoryFacts:
+    """What a parent message shows about its story: how many outlets, the latest report."""
+
+    story_id: str
+    source_count: int
+    member_count: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from monitor.dedupe import dedupe_batch
 from monitor.errors import FetchError, MonitorError, StoreError
 from monitor.fetch import FetchLimits, fetch_feed
 from monitor.lifecycle import LifecyclePolicy, PollOutcome, after_poll, effective_url
-from monitor.models import Article, Feed, FeedState, FetchResult, ParsedFeed, Verdict
+from monitor.models import Article, Feed, FeedState, FetchResult, ParsedFeed, StoryLink, Verdict
 from monitor.normalise import normalise_entries
 from monitor.politeness import HostLimiter, HostPausedError
 from monitor.statecache import FeedStates
@@ -36,6 +36,7 @@ log = logging.getLogger("monitor.pipeline")
 
 ParseFn = Callable[..., Awaitable[ParsedFeed]]
 ClassifyFn = Callable[[list[Article]], Awaitable[list[Verdict]]]
+StoryFn = Callable[[list[Article], list[Verdict]], list[StoryLink]]
 EnrichFn = Callable[[list[Article]], Awaitable[list[Article]]]
 
 
@@ -59,6 +60,8 @@ class PipelineDeps:
     """Per-host concurrency and spacing; None (tests, tools) means no host limits."""
     states: FeedStates | None = None
     """The daemon's write-through copy of feed states; None reads the store on every poll."""
+    stories: StoryFn | None = None
+    """Story assignment (``monitor.stories.stage``); None makes every article its own story."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +103,16 @@ class _Progress:
 
 
 def _record_batch(
-    store: Store, pairs: list[tuple[Article, Verdict]], rules: AlertRules, now: datetime
+    store: Store, pairs: list[tuple[Article, Verdict]], links: list[StoryLink] | None,
+    rules: AlertRules, now: datetime,
 ) -> tuple[int, int]:
-    """Record the poll's articles with their verdicts and alerts in one transaction;
-    returns (new, alerts)."""
+    """Record the poll's articles with their verdicts, stories and alerts in one
+    transaction; returns (new, alerts)."""
     decisions = [decide(article, verdict, rules, now=now) for article, verdict in pairs]
+    stories: list[StoryLink | None] = list(links) if links is not None else [None] * len(pairs)
     inserted = store.record_articles(
-        [(article, verdict, decision.alert)
-         for (article, verdict), decision in zip(pairs, decisions, strict=True)])
+        [(article, verdict, decision.alert, story)
+         for (article, verdict), decision, story in zip(pairs, decisions, stories, strict=True)])
     new = alerts = 0
     for (article, verdict), decision, is_new in zip(pairs, decisions, inserted, strict=True):
         if not is_new:
@@ -181,8 +186,9 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
         fresh = await deps.enrich(fresh)
     verdicts = await deps.classify(fresh)
     progress.matches = sum(v.match for v in verdicts)
+    links = deps.stories(fresh, verdicts) if deps.stories is not None and fresh else None
     progress.new, progress.alerts = await asyncio.to_thread(
-        _record_batch, deps.store, list(zip(fresh, verdicts, strict=True)), deps.rules, now
+        _record_batch, deps.store, list(zip(fresh, verdicts, strict=True)), links, deps.rules, now
     )
     # The validators travel in the outcome and are saved (by run_feed, with the
     # rest of the poll's bookkeeping) only now that the items are safely recorded:

@@ -342,6 +342,21 @@ class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class StoriesSettings(_Section):
+    """Story threading (``monitor.stories``); unset thresholds keep the engine's tuned defaults."""
+
+    enabled: bool = True
+    """Off: every article is a story of its own (one top-level alert per matching article)."""
+    window_hours: float | None = Field(default=None, gt=0, le=24 * 14)
+    duplicate_threshold: float | None = Field(default=None, gt=0, le=1)
+    similar_threshold: float | None = Field(default=None, gt=0, le=1)
+    named_threshold: float | None = Field(default=None, gt=0, le=1)
+
+    def engine_overrides(self) -> dict[str, float]:
+        return {key: value for key, value in self.model_dump().items()
+                if key != "enabled" and value is not None}
+
+
 class Settings(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     fetch: FetchSettings = FetchSettings()
@@ -351,6 +366,7 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     slack: SlackSettings = SlackSettings()
     fulltext: FullTextSettings = FullTextSettings()
+    stories: StoriesSettings = StoriesSettings()
     logging: LoggingSettings = LoggingSettings()
     feeds: tuple[FeedSettings, ...] = ()
     config_path: Path | None = None

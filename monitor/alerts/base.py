@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-from monitor.models import Alert, Receipt
+from monitor.models import Alert, Receipt, StoryFacts
 
 __all__ = ["Deliverer", "redact"]
 
@@ -53,7 +53,17 @@ class Deliverer(Protocol):
     async def deliver(self, alert: Alert) -> Receipt:
         """Post the alert once (no internal retries: the outbox owns the retry policy).
 
+        A ``kind == "reply"`` alert goes into the thread of ``alert.thread`` (its
+        story's posted parent) and carries ``alert.folded`` siblings in the same message.
+
         Raises ``DeliveryError(retryable=..., retry_after=..., ambiguous=...)``.
+        """
+        ...
+
+    async def update_parent(self, parent: Alert, story: StoryFacts) -> None:
+        """Show a posted parent's story as it grew (outlets, latest report); idempotent.
+
+        Destinations that cannot edit a sent message do nothing.
         """
         ...
 

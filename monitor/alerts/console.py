@@ -12,9 +12,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from monitor.alerts.format import format_console
+from monitor.alerts.format import format_console, format_console_reply
 from monitor.errors import DeliveryError
-from monitor.models import Alert, Receipt
+from monitor.models import Alert, Receipt, StoryFacts
 
 
 def _utc_now() -> datetime:
@@ -24,6 +24,7 @@ def _utc_now() -> datetime:
 class ConsoleDeliverer:
     name = "console"
     supports_lookup = False
+    supports_threads = True
 
     def __init__(
         self, stream: TextIO | None = None, *, clock: Callable[[], datetime] = _utc_now
@@ -36,7 +37,8 @@ class ConsoleDeliverer:
     async def deliver(self, alert: Alert) -> Receipt:
         stream = self._stream if self._stream is not None else sys.stdout
         try:
-            stream.write(format_console(alert) + "\n\n")
+            text = format_console_reply(alert) if alert.kind == "reply" else format_console(alert)
+            stream.write(text + "\n\n")
             stream.flush()
         except (OSError, ValueError) as exc:  # closed pipe, closed file
             raise DeliveryError(
@@ -49,6 +51,10 @@ class ConsoleDeliverer:
             message_id=f"console:{alert.id}",
             delivered_at=self._clock(),
         )
+
+    async def update_parent(self, parent: Alert, story: StoryFacts) -> None:
+        """A printed line cannot change; the "also reported by" lines tell the story."""
+        return None
 
     async def find_delivered(self, alert: Alert) -> Receipt | None:
         return None

@@ -18,14 +18,16 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.models import Alert
+from monitor.models import Alert, StoryFacts
 
 __all__ = [
     "METADATA_EVENT_TYPE",
     "SlackMessage",
     "build_slack_message",
+    "build_slack_reply",
     "clean_text",
     "format_console",
+    "format_console_reply",
     "safe_link_url",
     "slack_escape",
 ]
@@ -167,12 +169,13 @@ def _headline(alert: Alert) -> str:
     return f"<{url}|{label}>"
 
 
-def build_slack_message(alert: Alert) -> SlackMessage:
+def build_slack_message(alert: Alert, story: StoryFacts | None = None) -> SlackMessage:
     """Block Kit message for one alert, with our alert id in the message metadata.
 
     The metadata is what makes "none posted twice" possible: after a crash or an
     ambiguous timeout the drainer searches the channel history for this id
-    before posting again.
+    before posting again. ``story`` (when the parent is edited as its story grows)
+    adds how many outlets reported it and when the latest report came.
     """
     event = _event_label(alert)
     source = clean_text(alert.source) or "unknown outlet"
@@ -199,6 +202,14 @@ def build_slack_message(alert: Alert) -> SlackMessage:
         blocks.append({"type": "section", "text": _mrkdwn("*Why:* " + _fit(reason, 2900))})
     if snippet:
         blocks.append({"type": "section", "text": _mrkdwn("> " + _fit(snippet, 2900))})
+    if story is not None and story.member_count > 1:
+        outlets = ", ".join(clean_text(s) for s in story.sources) or "several outlets"
+        more = story.source_count - len(story.sources)
+        more_text = f" and {more} more" if more > 0 else ""
+        blocks.append({"type": "context", "elements": [_mrkdwn(_fit(
+            f"*Reported by {story.source_count} outlet(s)* in {story.member_count} reports "
+            f"(latest {format_time(story.last_seen_at)}): {outlets}{more_text}; "
+            "see the thread", 2900))]})
     blocks.append(
         {
             "type": "context",
@@ -217,6 +228,62 @@ def build_slack_message(alert: Alert) -> SlackMessage:
         "event_payload": {"alert_id": alert.id, "article_id": alert.article_id},
     }
     return SlackMessage(text=fallback, blocks=blocks, metadata=metadata)
+
+
+MAX_FOLDED_LINES = 20
+"""Reports listed in one thread reply; more are counted, not listed (Slack's text limits)."""
+
+
+def _reported_line(alert: Alert) -> str:
+    source = clean_text(alert.source) or "unknown outlet"
+    return f"*{_fit(source, 200)}*: {_headline(alert)} ({format_time(alert.published_at)})"
+
+
+def build_slack_reply(alert: Alert) -> SlackMessage:
+    """A thread reply naming the other outlets that reported the story.
+
+    One drain's replies for a story come folded into one message; its metadata
+    lists every alert id, so the duplicate look-up finds any of them.
+    """
+    reports = [alert, *alert.folded]
+    if len(reports) == 1:
+        body = "Also reported by " + _reported_line(alert)
+    else:
+        # Lines are already escaped mrkdwn (with links): drop whole lines to fit, never cut.
+        body = f"Also reported by {len(reports)} more reports:"
+        shown = 0
+        for report in reports[:MAX_FOLDED_LINES]:
+            line = "\n• " + _reported_line(report)
+            if len(body) + len(line) > SECTION_TEXT_MAX - 100:
+                break
+            body += line
+            shown += 1
+        if shown < len(reports):
+            body += f"\n…and {len(reports) - shown} more report(s)"
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(body)}]
+    shown_sources = reports[:MAX_FOLDED_LINES]
+    fallback = _fit(
+        "Also reported by " + ", ".join(clean_text(a.source) or "unknown outlet"
+                                         for a in shown_sources), FALLBACK_TEXT_MAX)
+    metadata = {
+        "event_type": METADATA_EVENT_TYPE,
+        "event_payload": {"alert_id": alert.id, "article_id": alert.article_id,
+                          "alert_ids": list(alert.ids)},
+    }
+    return SlackMessage(text=fallback, blocks=blocks, metadata=metadata)
+
+
+def format_console_reply(alert: Alert) -> str:
+    """"↳ also reported by" lines under a story's alert printed earlier."""
+    lines = []
+    for report in (alert, *alert.folded):
+        url = safe_link_url(report.url)
+        link = url.replace("&amp;", "&") if url else "(link omitted)"
+        lines.append(
+            f"  ↳ also reported by {clean_text(report.source) or 'unknown outlet'}: "
+            f"{shorten(clean_text(report.title), TITLE_MAX) or '(untitled)'} — {link}"
+        )
+    return "\n".join(lines)
 
 
 def format_console(alert: Alert) -> str:

@@ -25,6 +25,7 @@ sent finish and hands the rest back.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from datetime import datetime, timedelta
 
 from monitor.alerts.base import Deliverer, redact
 from monitor.alerts.health import DestinationHealth
+from monitor.alerts.threads import fold_replies, refresh_parents
 from monitor.errors import DeliveryError
 from monitor.models import Alert, Receipt
 from monitor.store.base import Store
@@ -55,11 +57,13 @@ class DrainReport:
     failed: int = 0
     found_existing: int = 0
     deferred: int = 0
+    parents_updated: int = 0
 
     def __str__(self) -> str:
         return (
             f"sent={self.sent} retried={self.retried} failed={self.failed} "
             f"found_existing={self.found_existing} deferred={self.deferred}"
+            + (f" parents_updated={self.parents_updated}" if self.parents_updated else "")
         )
 
 
@@ -132,11 +136,12 @@ class _Drainer:
             rest = alerts[index + 1 :]
             if rest:
                 for alert in rest:
-                    self.store.mark_alert_retry(
-                        alert.id, error="deferred: shutdown", next_attempt_at=self.now(),
-                        ambiguous=False,
-                    )
-                self.report.deferred += len(rest)
+                    for alert_id in alert.ids:
+                        self.store.mark_alert_retry(
+                            alert_id, error="deferred: shutdown", next_attempt_at=self.now(),
+                            ambiguous=False,
+                        )
+                self.report.deferred += sum(len(a.ids) for a in rest)
             raise
         return clean
 
@@ -167,7 +172,9 @@ class _Drainer:
                 ambiguous=True,
             )
             return await self._failed(alert, err, destination_down=False)
-        await asyncio.to_thread(self.store.mark_alert_sent, receipt)
+        for alert_id in alert.ids:  # folded replies went out in the same message
+            await asyncio.to_thread(self.store.mark_alert_sent,
+                                    dataclasses.replace(receipt, alert_id=alert_id))
         if self.health.down_since is not None:
             counts = await asyncio.to_thread(self.store.outbox_counts)
             waiting = counts.get("pending", 0) + counts.get("in_flight", 0)
@@ -181,7 +188,7 @@ class _Drainer:
                 "again", alert.id, dest, receipt.message_id,
             )
         else:
-            self.report.sent += 1
+            self.report.sent += len(alert.ids)
             self.log.info("alert %s posted to %s (message %s)", alert.id, dest, receipt.message_id)
         return "done"
 
@@ -194,7 +201,7 @@ class _Drainer:
         error = redact(str(err))
         dest = alert.destination
         if not err.retryable:
-            await asyncio.to_thread(self.store.mark_alert_failed, alert.id, error=error)
+            await self._fail_all(alert, error)
             self.report.failed += 1
             self.log.error(
                 "alert %s to %s failed: %s; parked: fix the cause, then run `%s`",
@@ -202,11 +209,8 @@ class _Drainer:
             )
             return "failed"
         if self.max_attempts is not None and alert.attempts >= self.max_attempts:
-            await asyncio.to_thread(
-                self.store.mark_alert_failed,
-                alert.id,
-                error=f"gave up after {alert.attempts} attempts; last error: {error}",
-            )
+            await self._fail_all(
+                alert, f"gave up after {alert.attempts} attempts; last error: {error}")
             self.report.failed += 1
             self.log.error(
                 "alert %s to %s failed: %s; parked after %d attempts: once %s works again, "
@@ -218,10 +222,8 @@ class _Drainer:
             # A rate limit (or a 503 naming its end) pauses the destination; the alert
             # keeps its place and its back-off does not grow.
             self._resume_at = current + timedelta(seconds=err.retry_after)
-            await asyncio.to_thread(
-                self.store.mark_alert_retry, alert.id, error=error,
-                next_attempt_at=self._resume_at, ambiguous=err.ambiguous,
-            )
+            await self._retry_all(alert, error=error, at=self._resume_at,
+                                  ambiguous=err.ambiguous)
             self.health.paused(self._resume_at, error, current)
             self.report.retried += 1
             return "rate_limited"
@@ -231,10 +233,7 @@ class _Drainer:
         else:
             cap = self.health.probe_cap
             at = current + timedelta(seconds=(self.rng or random).uniform(cap / 2, cap))
-        await asyncio.to_thread(
-            self.store.mark_alert_retry, alert.id, error=error,
-            next_attempt_at=at, ambiguous=err.ambiguous,
-        )
+        await self._retry_all(alert, error=error, at=at, ambiguous=err.ambiguous)
         self.report.retried += 1
         if err.ambiguous and not self.deliverer.supports_lookup:
             level = logging.WARNING
@@ -248,17 +247,22 @@ class _Drainer:
         )
         return "unreachable" if destination_down else "retry"
 
+    async def _retry_all(self, alert: Alert, *, error: str, at: datetime,
+                         ambiguous: bool) -> None:
+        """Back to pending: the alert and every reply folded into its message."""
+        for alert_id in alert.ids:
+            await asyncio.to_thread(self.store.mark_alert_retry, alert_id, error=error,
+                                    next_attempt_at=at, ambiguous=ambiguous)
+
+    async def _fail_all(self, alert: Alert, error: str) -> None:
+        for alert_id in alert.ids:
+            await asyncio.to_thread(self.store.mark_alert_failed, alert_id, error=error)
+
     async def _hand_back(self, alerts: Sequence[Alert], *, at: datetime, why: str) -> None:
         """Return claimed-but-untried alerts to pending (not ambiguous: nothing was sent)."""
         for alert in alerts:
-            await asyncio.to_thread(
-                self.store.mark_alert_retry,
-                alert.id,
-                error=f"deferred: {why}",
-                next_attempt_at=at,
-                ambiguous=False,
-            )
-        self.report.deferred += len(alerts)
+            await self._retry_all(alert, error=f"deferred: {why}", at=at, ambiguous=False)
+        self.report.deferred += sum(len(a.ids) for a in alerts)
 
 
 async def drain_outbox(
@@ -309,7 +313,12 @@ async def drain_outbox(
         )
         if not alerts:
             break
-        keep_going = await drainer.batch(alerts, claimed_at)
-        if not keep_going or len(alerts) < batch_size:
+        keep_going = await drainer.batch(fold_replies(alerts), claimed_at)
+        # Posting a parent makes its story's replies due: look again even after a
+        # short batch (bounded by max_batches).
+        parents_posted = any(a.kind == "parent" for a in alerts)
+        if not keep_going or (len(alerts) < batch_size and not parents_posted):
             break
+    if health.can_send(now()) and not should_stop():
+        drainer.report.parents_updated = await refresh_parents(store, deliverer, logger=logger)
     return drainer.report

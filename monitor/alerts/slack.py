@@ -32,9 +32,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from monitor.alerts.base import redact
-from monitor.alerts.format import METADATA_EVENT_TYPE, build_slack_message, clean_text
+from monitor.alerts.format import (
+    METADATA_EVENT_TYPE,
+    build_slack_message,
+    build_slack_reply,
+    clean_text,
+)
 from monitor.errors import DeliveryError
-from monitor.models import Alert, Receipt
+from monitor.models import Alert, Receipt, StoryFacts
 
 __all__ = ["SlackDeliverer", "network_error", "parse_retry_after", "quiet_sdk_logger"]
 
@@ -190,6 +195,7 @@ class SlackDeliverer:
 
     name = "slack"
     supports_lookup = True
+    supports_threads = True
 
     def __init__(
         self,
@@ -226,16 +232,30 @@ class SlackDeliverer:
 
     # --- the protocol -------------------------------------------------------------
     async def deliver(self, alert: Alert) -> Receipt:
-        message = build_slack_message(alert)
+        """A parent goes to the channel; a reply (with its folded siblings) into the
+        parent's thread, which the outbox guarantees is already posted."""
+        channel: str = self.channel
+        extra: dict[str, Any] = {}
+        if alert.kind == "reply":
+            if alert.thread is None or not alert.thread.message_id:
+                raise DeliveryError(
+                    f"reply {alert.id} has no posted parent to thread under; "
+                    "this is a bug in the outbox", retryable=False)
+            message = build_slack_reply(alert)
+            channel = alert.thread.channel or self.channel
+            extra["thread_ts"] = alert.thread.message_id
+        else:
+            message = build_slack_message(alert)
         data = await self._call(
             "chat.postMessage",
             self._client.chat_postMessage,
-            channel=self.channel,
+            channel=channel,
             text=message.text,
             blocks=message.blocks,
             metadata=message.metadata,
             unfurl_links=False,
             unfurl_media=False,
+            **extra,
         )
         ts = data.get("ts")
         channel_id = data.get("channel") or self._channel_id or self.channel
@@ -245,7 +265,7 @@ class SlackDeliverer:
                 retryable=True,
                 ambiguous=True,
             )
-        if isinstance(channel_id, str) and _CHANNEL_ID.match(channel_id):
+        if alert.kind != "reply" and isinstance(channel_id, str) and _CHANNEL_ID.match(channel_id):
             self._channel_id = channel_id  # history lookups need the ID, not the name
         return Receipt(
             alert_id=alert.id,
@@ -253,6 +273,24 @@ class SlackDeliverer:
             message_id=str(ts),
             delivered_at=self._clock(),
             details={"channel": str(channel_id)},
+        )
+
+    async def update_parent(self, parent: Alert, story: StoryFacts) -> None:
+        """Edit a posted parent to show its story's outlets and latest report.
+
+        An edit sets the whole message, so repeating it is harmless: no look-up needed.
+        """
+        if parent.thread is None or not parent.thread.message_id:
+            return
+        message = build_slack_message(parent, story)
+        await self._call(
+            "chat.update",
+            self._client.chat_update,
+            channel=parent.thread.channel or self.channel,
+            ts=parent.thread.message_id,
+            text=message.text,
+            blocks=message.blocks,
+            metadata=message.metadata,
         )
 
     async def find_delivered(self, alert: Alert) -> Receipt | None:
@@ -264,20 +302,24 @@ class SlackDeliverer:
         """
         channel_id = await self._resolve_channel_id()
         oldest = lookup_start(alert, now=self._clock())
+        method, func = "conversations.history", self._client.conversations_history
+        where: dict[str, Any] = {"channel": channel_id}
+        if alert.kind == "reply" and alert.thread is not None:
+            # Thread replies are not in the channel's history: search the thread.
+            method, func = "conversations.replies", self._client.conversations_replies
+            where = {"channel": alert.thread.channel or channel_id, "ts": alert.thread.message_id}
         scanned = 0
         cursor: str | None = None
         while scanned < self.lookup_window:
             page: dict[str, Any] = {
-                "channel": channel_id,
+                **where,
                 "limit": min(self.lookup_window - scanned, _HISTORY_PAGE),
                 "include_all_metadata": True,
                 "oldest": f"{max(oldest.timestamp(), 0.0):.6f}",
             }
             if cursor:
                 page["cursor"] = cursor
-            data = await self._call(
-                "conversations.history", self._client.conversations_history, **page
-            )
+            data = await self._call(method, func, **page)
             messages = data.get("messages") or []
             scanned += len(messages)
             for message in messages:
@@ -287,7 +329,7 @@ class SlackDeliverer:
                         destination=alert.destination,
                         message_id=str(message.get("ts")),
                         delivered_at=self._clock(),
-                        details={"channel": channel_id, "found_by": "history"},
+                        details={"channel": str(where["channel"]), "found_by": "history"},
                     )
             cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
             if not messages or not cursor or not data.get("has_more"):
@@ -400,4 +442,8 @@ def _carries_alert(message: dict[str, Any], alert_id: str) -> bool:
     if not isinstance(metadata, dict) or metadata.get("event_type") != METADATA_EVENT_TYPE:
         return False
     payload = metadata.get("event_payload")
-    return isinstance(payload, dict) and payload.get("alert_id") == alert_id
+    if not isinstance(payload, dict):
+        return False
+    folded = payload.get("alert_ids")
+    return payload.get("alert_id") == alert_id or (
+        isinstance(folded, list) and alert_id in folded)

@@ -30,7 +30,7 @@ from monitor.alerts.slack import (
     quiet_sdk_logger,
 )
 from monitor.errors import DeliveryError
-from monitor.models import Alert, Receipt
+from monitor.models import Alert, Receipt, StoryFacts
 
 __all__ = ["WebhookDeliverer"]
 
@@ -77,6 +77,12 @@ class WebhookDeliverer:
         return "WebhookDeliverer(url=[redacted])"
 
     async def deliver(self, alert: Alert) -> Receipt:
+        if alert.kind == "reply":
+            # An incoming webhook cannot thread or edit: only a story's parent is posted
+            # (documented); the reply is recorded as handled so it does not wait forever.
+            return Receipt(alert_id=alert.id, destination=alert.destination,
+                           message_id="webhook:no-threads", delivered_at=self._clock(),
+                           details={"skipped": "incoming webhooks cannot post thread replies"})
         message = build_slack_message(alert)
         try:
             response = await asyncio.to_thread(
@@ -102,6 +108,10 @@ class WebhookDeliverer:
                 delivered_at=self._clock(),
             )
         raise self._error(status, body, response.headers)
+
+    async def update_parent(self, parent: Alert, story: StoryFacts) -> None:
+        """Webhook posts cannot be edited; the parent keeps its first form."""
+        return None
 
     async def find_delivered(self, alert: Alert) -> Receipt | None:
         """Webhooks cannot read the channel, so an earlier post can never be confirmed."""

@@ -7,15 +7,46 @@ synchronous and short; async callers run them in a worker thread.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
-from monitor.models import Alert, Article, FeedState, Receipt, Verdict
+from monitor.models import Alert, Article, FeedState, Receipt, StoryFacts, StoryLink, Verdict
+
+ArticleRecord: TypeAlias = (
+    tuple[Article, Verdict, Alert | None] | tuple[Article, Verdict, Alert | None, StoryLink | None]
+)
+"""One new article as a poll records it: verdict, alert (if it matched), story (if assigned;
+without one the article is a story of its own)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorySummary:
+    """A story as the ``stories`` command lists it."""
+
+    story_id: str
+    title: str
+    url: str
+    source: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    member_count: int
+    source_count: int
+    parent_status: str | None
+    """The parent alert's outbox status, None when no member matched."""
+    replies: int
 
 
 class Store(Protocol):
     def migrate(self) -> None:
         """Create or upgrade the schema; safe to call on every start."""
+
+    def check_writable(self) -> None:
+        """Commit a real write or raise StoreError (the daemon refuses to start blind)."""
+
+    def reopen(self) -> None:
+        """Reconnect (after the database was fixed under a running daemon)."""
 
     def close(self) -> None: ...
 
@@ -53,16 +84,15 @@ class Store(Protocol):
     def filter_unseen(self, articles: list[Article]) -> list[Article]:
         """Drop articles whose id or canonical URL is already stored."""
 
-    def record_article(self, article: Article, verdict: Verdict, alert: Alert | None) -> bool:
+    def record_article(self, article: Article, verdict: Verdict, alert: Alert | None,
+                       story: StoryLink | None = None) -> bool:
         """Write article, verdict and (optional) pending alert in ONE transaction.
 
         Returns False (and writes nothing) if the article was already stored,
         which makes recording idempotent across crashes and concurrent workers.
         """
 
-    def record_articles(
-        self, records: list[tuple[Article, Verdict, Alert | None]]
-    ) -> list[bool]:
+    def record_articles(self, records: Sequence[ArticleRecord]) -> list[bool]:
         """``record_article`` for a whole poll's items in ONE transaction (all or none).
 
         A commit per article cost more than the inserts themselves on a cold cycle.
@@ -91,6 +121,21 @@ class Store(Protocol):
 
     def outbox_counts(self) -> dict[str, int]:
         """Number of alerts by status (pending, in_flight, sent, failed)."""
+
+    def requeue_failed_alerts(self, *, now: datetime) -> int:
+        """Give parked alerts another chance once the operator fixed the cause."""
+
+    # --- stories -----------------------------------------------------------------
+    def parents_to_refresh(self, *, limit: int) -> list[tuple[Alert, StoryFacts]]:
+        """Posted parents (with their thread reference) whose story has grown since."""
+
+    def mark_parent_refreshed(self, story_id: str, destination: str, member_count: int) -> None:
+        ...
+
+    def story_members_since(self, since: datetime) -> list[tuple[Article, str]]:
+        """Recent articles with their story ids, oldest first (the story index's rebuild)."""
+
+    def recent_stories(self, *, since: datetime, limit: int = 50) -> list[StorySummary]: ...
 
     # --- analyst feedback --------------------------------------------------------
     def add_label(self, article_id: str, label: int, *, source: str, at: datetime) -> None: ...

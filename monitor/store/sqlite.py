@@ -11,13 +11,16 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.errors import StoreError
-from monitor.models import Alert, Article, FeedState, Receipt, Verdict
+from monitor.models import Alert, Article, FeedState, Receipt, StoryFacts, StoryLink, Verdict
+from monitor.store import rows
+from monitor.store import sqlite_stories as stories_sql
+from monitor.store.base import ArticleRecord, StorySummary
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: initial schema
@@ -104,6 +107,36 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT articles.published_at FROM articles WHERE articles.id = alerts.article_id);
     CREATE INDEX alerts_order ON alerts(status, published_at, created_at)
     """,
+    # 5: stories (reports of one development from many outlets) and threaded alerts;
+    # every stored article becomes a story of its own
+    """
+    CREATE TABLE stories (
+        id TEXT PRIMARY KEY,
+        first_seen_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        first_published_at TEXT,
+        last_published_at TEXT,
+        representative_article_id TEXT NOT NULL,
+        member_count INTEGER NOT NULL DEFAULT 1,
+        source_count INTEGER NOT NULL DEFAULT 1,
+        parent_shows INTEGER NOT NULL DEFAULT 0,
+        parent_channel TEXT,
+        parent_message_id TEXT
+    );
+    CREATE INDEX stories_seen ON stories(last_seen_at);
+    ALTER TABLE articles ADD COLUMN story_id TEXT;
+    UPDATE articles SET story_id = 's-' || id;
+    CREATE INDEX articles_story ON articles(story_id);
+    INSERT INTO stories (id, first_seen_at, last_seen_at, first_published_at, last_published_at,
+                         representative_article_id)
+        SELECT 's-' || id, first_seen_at, first_seen_at, published_at, published_at, id
+        FROM articles;
+    ALTER TABLE alerts ADD COLUMN kind TEXT NOT NULL DEFAULT 'parent';
+    ALTER TABLE alerts ADD COLUMN story_id TEXT;
+    ALTER TABLE alerts ADD COLUMN channel TEXT;
+    UPDATE alerts SET story_id = 's-' || article_id;
+    CREATE UNIQUE INDEX alerts_story_parent ON alerts(story_id, destination) WHERE kind = 'parent'
+    """,
 )
 
 MAX_ARRIVALS = 2_000  # a week of a very busy feed; keeps the row small
@@ -133,16 +166,9 @@ def _cause(exc: BaseException) -> str:
     return text
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat()
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+_iso = rows.iso
+_dt = rows.dt
+_article = rows.article_from_row
 
 
 _SEEN_IDS = "SELECT id FROM articles WHERE id IN"
@@ -460,12 +486,11 @@ class SqliteStore:
             found.update(row[0] for row in rows)
         return found
 
-    def record_article(self, article: Article, verdict: Verdict, alert: Alert | None) -> bool:
-        return self.record_articles([(article, verdict, alert)])[0]
+    def record_article(self, article: Article, verdict: Verdict, alert: Alert | None,
+                       story: StoryLink | None = None) -> bool:
+        return self.record_articles([(article, verdict, alert, story)])[0]
 
-    def record_articles(
-        self, records: list[tuple[Article, Verdict, Alert | None]]
-    ) -> list[bool]:
+    def record_articles(self, records: Sequence[ArticleRecord]) -> list[bool]:
         if not records:
             return []
         with self._tx() as conn:
@@ -504,12 +529,17 @@ class SqliteStore:
         now_iso = _iso(now)
         with self._tx() as conn:
             # Oldest news first: after an outage the backlog goes out in publication order.
+            # A reply is due only once its story's parent is posted: it needs the parent's ts.
             rows = conn.execute(
                 """
-                SELECT * FROM alerts
-                WHERE (status = 'pending' AND next_attempt_at <= ?)
-                   OR (status = 'in_flight' AND lease_until <= ?)
-                ORDER BY published_at, created_at, id
+                SELECT a.*, p.channel AS parent_channel, p.message_id AS parent_message_id
+                FROM alerts a
+                LEFT JOIN alerts p ON a.kind = 'reply' AND p.kind = 'parent'
+                    AND p.story_id = a.story_id AND p.destination = a.destination
+                WHERE ((a.status = 'pending' AND a.next_attempt_at <= ?)
+                       OR (a.status = 'in_flight' AND a.lease_until <= ?))
+                  AND (a.kind = 'parent' OR p.status = 'sent')
+                ORDER BY a.published_at, a.created_at, a.id
                 LIMIT ?
                 """,
                 (now_iso, now_iso, limit),
@@ -536,11 +566,40 @@ class SqliteStore:
             conn.execute(
                 """
                 UPDATE alerts SET status = 'sent', message_id = ?, delivered_at = ?,
-                    lease_until = NULL, last_error = NULL
+                    lease_until = NULL, last_error = NULL, channel = ?
                 WHERE id = ?
                 """,
-                (receipt.message_id, _iso(receipt.delivered_at), receipt.alert_id),
+                (receipt.message_id, _iso(receipt.delivered_at),
+                 receipt.details.get("channel"), receipt.alert_id),
             )
+            stories_sql.note_parent_posted(conn, receipt)
+
+    # --- stories --------------------------------------------------------------------
+    def parents_to_refresh(self, *, limit: int) -> list[tuple[Alert, StoryFacts]]:
+        with self._lock:
+            try:
+                return stories_sql.parents_to_refresh(self._conn, limit=limit)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite {self.path}: {_cause(exc)}") from exc
+
+    def mark_parent_refreshed(self, story_id: str, destination: str, member_count: int) -> None:
+        with self._tx() as conn:
+            stories_sql.mark_parent_refreshed(conn, story_id, destination, member_count)
+
+    def story_members_since(self, since: datetime) -> list[tuple[Article, str]]:
+        """Articles first seen since ``since`` with their story ids, oldest first (the
+        story index is rebuilt from these at start-up)."""
+        rows = self._query(
+            "SELECT * FROM articles WHERE first_seen_at >= ? AND story_id IS NOT NULL "
+            "ORDER BY first_seen_at, rowid", (_iso(since),))
+        return [(_article(row), row["story_id"]) for row in rows]
+
+    def recent_stories(self, *, since: datetime, limit: int = 50) -> list[StorySummary]:
+        with self._lock:
+            try:
+                return stories_sql.recent_stories(self._conn, since=since, limit=limit)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite {self.path}: {_cause(exc)}") from exc
 
     def mark_alert_retry(
         self, alert_id: str, *, error: str, next_attempt_at: datetime, ambiguous: bool
@@ -607,7 +666,7 @@ class SqliteStore:
         where = "WHERE v.match = 1" if matches_only else ""
         return self._query(
             f"""
-            SELECT a.id, a.source, a.title, a.published_at, v.score, v.match
+            SELECT a.id, a.source, a.title, a.published_at, a.story_id, v.score, v.match
             FROM articles a LEFT JOIN verdicts v ON v.article_id = a.id
             {where}
             ORDER BY a.first_seen_at DESC, a.published_at DESC LIMIT ?
@@ -616,63 +675,23 @@ class SqliteStore:
         )
 
 
-def _alert_payload(alert: Alert) -> dict[str, object]:
-    return {
-        "title": alert.title,
-        "url": alert.url,
-        "source": alert.source,
-        "published_at": _iso(alert.published_at),
-        "score": alert.score,
-        "reason": alert.reason,
-        "snippet": alert.snippet,
-        "event_type": alert.event_type,
-    }
-
-
 def _alert(row: sqlite3.Row, *, attempts: int, needs_lookup: bool,
            first_attempt_at: datetime | None) -> Alert:
-    payload = json.loads(row["payload"])
-    return Alert(
-        id=row["id"],
-        article_id=row["article_id"],
-        destination=row["destination"],
-        title=payload["title"],
-        url=payload["url"],
-        source=payload["source"],
-        published_at=datetime.fromisoformat(payload["published_at"]),
-        score=payload["score"],
-        reason=payload["reason"],
-        snippet=payload["snippet"],
-        event_type=payload.get("event_type"),
-        attempts=attempts,
-        needs_lookup=needs_lookup,
-        first_attempt_at=first_attempt_at,
-    )
-
-
-def _article(row: sqlite3.Row) -> Article:
-    return Article(
-        id=row["id"],
-        feed_name=row["feed_name"],
-        source=row["source"],
-        url=row["url"],
-        title=row["title"],
-        summary=row["summary"],
-        published_at=datetime.fromisoformat(row["published_at"]),
-        first_seen_at=datetime.fromisoformat(row["first_seen_at"]),
-        guid=row["guid"],
-    )
+    return rows.alert_from_row(row, attempts=attempts, needs_lookup=needs_lookup,
+                               first_attempt_at=first_attempt_at)
 
 
 def _insert_article(
-    conn: sqlite3.Connection, article: Article, verdict: Verdict, alert: Alert | None
+    conn: sqlite3.Connection, article: Article, verdict: Verdict, alert: Alert | None,
+    story: StoryLink | None = None,
 ) -> bool:
     """Article, verdict and alert rows; False (nothing written) if the article is stored."""
     inserted = conn.execute(
         """
         INSERT OR IGNORE INTO articles
-            (id, feed_name, source, url, title, summary, published_at, first_seen_at, guid)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            (id, feed_name, source, url, title, summary, published_at, first_seen_at, guid,
+             story_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         (
             article.id,
@@ -684,6 +703,7 @@ def _insert_article(
             _iso(article.published_at),
             _iso(article.first_seen_at),
             article.guid,
+            story.story_id if story is not None else stories_sql.own_story_id(article.id),
         ),
     ).rowcount
     if not inserted:
@@ -705,21 +725,5 @@ def _insert_article(
             json.dumps(list(verdict.keywords)),
         ),
     )
-    if alert is not None:
-        conn.execute(
-            """
-            INSERT INTO alerts (id, article_id, destination, payload, status, attempts,
-                                next_attempt_at, created_at, published_at)
-            VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)
-            """,
-            (
-                alert.id,
-                alert.article_id,
-                alert.destination,
-                json.dumps(_alert_payload(alert)),
-                _iso(article.first_seen_at),
-                _iso(article.first_seen_at),
-                _iso(alert.published_at),
-            ),
-        )
+    stories_sql.record_member(conn, article, verdict, alert, story)
     return True

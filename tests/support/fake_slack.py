@@ -68,6 +68,14 @@ class FakeMessage:
     blocks: list[dict[str, Any]] | None
     metadata: dict[str, Any] | None
     extra: dict[str, Any] = field(default_factory=dict)
+    edits: int = 0
+    """How many times chat.update rewrote it."""
+
+    @property
+    def thread_ts(self) -> str | None:
+        """The parent's ts for a thread reply; None for a top-level message."""
+        value = self.extra.get("thread_ts")
+        return str(value) if value else None
 
     def as_history_item(self, *, with_metadata: bool) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -80,6 +88,8 @@ class FakeMessage:
             item["blocks"] = self.blocks
         if with_metadata and self.metadata is not None:
             item["metadata"] = self.metadata
+        if self.thread_ts:
+            item["thread_ts"] = self.thread_ts
         return item
 
 
@@ -302,6 +312,8 @@ class FakeSlack:
         handlers = {
             "chat.postMessage": self._post_message,
             "conversations.history": self._history,
+            "conversations.replies": self._replies,
+            "chat.update": self._update,
             "conversations.list": self._list,
             "auth.test": lambda _p: {"ok": True, "user_id": "U0FAKEBOT", "bot_id": "B0FAKEBOT"},
         }
@@ -328,6 +340,11 @@ class FakeSlack:
         ):
             raise _ApiError("invalid_metadata_format")
         extra = {k: v for k, v in p.items() if k not in ("channel", "text", "blocks", "metadata")}
+        thread_ts = extra.get("thread_ts")
+        if thread_ts:  # Slack threads only under an existing top-level message
+            parent = self._find(channel, str(thread_ts))
+            if parent is None or parent.thread_ts:
+                raise _ApiError("thread_not_found")
         msg = FakeMessage(channel, self._next_ts(), text, blocks, metadata, extra)
         self.messages.append(msg)
         return {"ok": True, "channel": channel, "ts": msg.ts,
@@ -353,9 +370,10 @@ class FakeSlack:
         oldest = float(p.get("oldest") or 0)
         latest = float(p["latest"]) if p.get("latest") else float("inf")
         with_metadata = _truthy(p.get("include_all_metadata"))
-        items = [
+        items = [  # thread replies are not in a channel's history (unless broadcast)
             m for m in reversed(self.messages)
             if m.channel == channel and oldest < float(m.ts) < latest
+            and (not m.thread_ts or _truthy(m.extra.get("reply_broadcast")))
         ]
         start = int(str(p.get("cursor") or "o:0").split(":", 1)[1])
         page = items[start : start + limit]
@@ -366,6 +384,61 @@ class FakeSlack:
             "has_more": more,
             "response_metadata": {"next_cursor": f"o:{start + limit}" if more else ""},
         }
+
+    def _find(self, channel: str, ts: str) -> FakeMessage | None:
+        return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
+
+    def _update(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve(p.get("channel"))
+        ts = str(p.get("ts") or "")
+        msg = self._find(channel, ts)
+        if msg is None:
+            raise _ApiError("message_not_found")
+        if p.get("blocks") is not None:
+            _check_blocks(p["blocks"])
+            msg.blocks = p["blocks"]
+        if p.get("text") is not None:
+            msg.text = p["text"]
+        if isinstance(p.get("metadata"), dict):
+            msg.metadata = p["metadata"]
+        msg.edits += 1
+        return {"ok": True, "channel": channel, "ts": ts, "text": msg.text or ""}
+
+    def _replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The parent then its replies, oldest first, paged like history."""
+        channel = p.get("channel")
+        if channel not in self.channels:
+            raise _ApiError("channel_not_found")
+        ts = str(p.get("ts") or "")
+        parent = self._find(channel, ts)
+        if parent is None:
+            raise _ApiError("thread_not_found")
+        limit = min(int(p.get("limit") or 100), 999)
+        if self.history_page_size is not None:
+            limit = min(limit, self.history_page_size)
+        oldest = float(p.get("oldest") or 0)
+        with_metadata = _truthy(p.get("include_all_metadata"))
+        items = [parent] + [m for m in self.messages
+                            if m.channel == channel and m.thread_ts == ts and oldest < float(m.ts)]
+        start = int(str(p.get("cursor") or "o:0").split(":", 1)[1])
+        page = items[start : start + limit]
+        more = start + limit < len(items)
+        return {
+            "ok": True,
+            "messages": [m.as_history_item(with_metadata=with_metadata) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": f"o:{start + limit}" if more else ""},
+        }
+
+    def replies_to(self, ts: str) -> list[FakeMessage]:
+        """Thread replies under the message ``ts``, oldest first."""
+        with self._lock:
+            return [m for m in self.messages if m.thread_ts == ts]
+
+    def top_level(self, channel: str | None = None) -> list[FakeMessage]:
+        with self._lock:
+            return [m for m in self.messages if not m.thread_ts
+                    and (channel is None or m.channel == channel)]
 
     def _list(self, p: dict[str, Any]) -> dict[str, Any]:
         chans = [{"id": cid, "name": name, "is_archived": False}

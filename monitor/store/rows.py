@@ -1,0 +1,84 @@
+"""Rows to dataclasses and back, for the SQL backends.
+
+Kept apart from the SQL itself so every module that reads or writes the same
+tables (articles, the outbox, stories) decodes them one way.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+
+from monitor.models import Alert, Article, ThreadRef
+
+__all__ = ["alert_from_row", "alert_payload", "article_from_row", "dt", "iso"]
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def alert_payload(alert: Alert) -> dict[str, object]:
+    """What an alert shows, frozen when it is queued (the article may change later)."""
+    return {
+        "title": alert.title,
+        "url": alert.url,
+        "source": alert.source,
+        "published_at": iso(alert.published_at),
+        "score": alert.score,
+        "reason": alert.reason,
+        "snippet": alert.snippet,
+        "event_type": alert.event_type,
+    }
+
+
+def alert_from_row(row: sqlite3.Row, *, attempts: int, needs_lookup: bool,
+                   first_attempt_at: datetime | None) -> Alert:
+    """An outbox row; a claimed reply's row also carries its parent's channel and ts."""
+    payload = json.loads(row["payload"])
+    keys = row.keys()
+    thread = None
+    if "parent_message_id" in keys and row["parent_message_id"]:
+        thread = ThreadRef(row["parent_channel"] or "", row["parent_message_id"])
+    return Alert(
+        id=row["id"],
+        article_id=row["article_id"],
+        destination=row["destination"],
+        title=payload["title"],
+        url=payload["url"],
+        source=payload["source"],
+        published_at=datetime.fromisoformat(payload["published_at"]),
+        score=payload["score"],
+        reason=payload["reason"],
+        snippet=payload["snippet"],
+        event_type=payload.get("event_type"),
+        attempts=attempts,
+        needs_lookup=needs_lookup,
+        first_attempt_at=first_attempt_at,
+        kind=row["kind"] if "kind" in keys else "parent",
+        story_id=row["story_id"] if "story_id" in keys else None,
+        thread=thread,
+    )
+
+
+def article_from_row(row: sqlite3.Row) -> Article:
+    return Article(
+        id=row["id"],
+        feed_name=row["feed_name"],
+        source=row["source"],
+        url=row["url"],
+        title=row["title"],
+        summary=row["summary"],
+        published_at=datetime.fromisoformat(row["published_at"]),
+        first_seen_at=datetime.fromisoformat(row["first_seen_at"]),
+        guid=row["guid"],
+    )

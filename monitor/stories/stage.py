@@ -1,0 +1,84 @@
+"""The stories stage of the pipeline: articles in, story links out.
+
+Between classification and the alert decision: each new article joins an open
+story or starts one (``StoryIndex``), and a non-matching near-duplicate of a
+member gets an "also reported by" reply candidate, which the store keeps only
+if that member matched. The index lives in memory, bounded by the window, and
+is rebuilt from the store at start-up, so a restart (or a kill -9) assigns the
+next article exactly as an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from monitor.decide import AlertRules, decide_echo
+from monitor.models import Article, StoryLink, Verdict
+from monitor.stories.index import StoryIndex
+from monitor.stories.items import Assignment, StoryItem, item_time
+
+__all__ = ["StoryStage", "story_item"]
+
+MAX_REMEMBERED = 200_000
+"""Assignments remembered by article id, so an article whose poll failed to be stored
+and is fetched again gets the same story rather than joining its own ghost."""
+
+
+def story_item(article: Article) -> StoryItem:
+    return StoryItem(article_id=article.id, title=article.title, summary=article.summary,
+                     published_at=article.published_at, source=article.source,
+                     seen_at=article.first_seen_at)
+
+
+class StoryStage:
+    """Story links for a poll's new articles; one instance per daemon."""
+
+    def __init__(self, index: StoryIndex, *, rules: AlertRules,
+                 now: Callable[[], datetime]) -> None:
+        self.index = index
+        self.rules = rules
+        self.now = now
+        self._assigned: OrderedDict[str, Assignment] = OrderedDict()
+        self._newest: float | None = None
+
+    def restore(self, members: Sequence[tuple[Article, str]]) -> int:
+        """Rebuild the index from stored articles (oldest first) with their story ids."""
+        self.index.restore_many((story_item(article), story_id) for article, story_id in members)
+        for article, _ in members:
+            when = item_time(story_item(article))
+            self._newest = when if self._newest is None else max(self._newest, when)
+        return len(members)
+
+    def link(self, articles: Sequence[Article], verdicts: Sequence[Verdict]) -> list[StoryLink]:
+        """Assign each article (in order: later ones may join earlier ones of the batch)."""
+        now = self.now()
+        links = []
+        for article, verdict in zip(articles, verdicts, strict=True):
+            assignment = self._assigned.get(article.id)
+            if assignment is None:
+                assignment = self.index.assign(story_item(article))
+                self._assigned[article.id] = assignment
+                if len(self._assigned) > MAX_REMEMBERED:
+                    self._assigned.popitem(last=False)
+            echo = None
+            if assignment.near_duplicate_of is not None:
+                echo = decide_echo(article, verdict, self.rules, now=now)
+            links.append(StoryLink(assignment.story_id, assignment.is_new,
+                                   assignment.near_duplicate_of, echo))
+            when = item_time(story_item(article))
+            self._newest = when if self._newest is None else max(self._newest, when)
+        self._expire(now)
+        return links
+
+    def _expire(self, now: datetime) -> None:
+        """Forget what left the window behind the newest item seen (capped at now).
+
+        The newest item, not the clock: a replay of last year's news must cluster
+        like live news, and live, the newest item is about now anyway.
+        """
+        if self._newest is None:
+            return
+        newest = min(self._newest, now.timestamp())
+        self.index.expire(datetime.fromtimestamp(newest, UTC))
