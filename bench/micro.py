@@ -21,7 +21,8 @@ from dataclasses import replace
 import aiohttp
 import httpx
 
-from monitor.fetch import FetchLimits, build_client, fetch_feed
+from monitor.fetch import fetch_feed
+from monitor.http import FetchLimits, build_client
 from monitor.models import Feed
 
 KINDS = ("httpx", "httpx+aiohttp", "fetch_feed", "fetch_feed[httpx]", "aiohttp")

@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -160,7 +160,7 @@ async def _feed_states(store: Any) -> Any:
     """The daemon's write-through feed-state cache, loaded as ``monitor/app.py`` does
     (None on versions of the pipeline that have none)."""
     try:
-        from monitor.statecache import FeedStates
+        from monitor.feeds import FeedStates
     except ImportError:
         return None
     states = FeedStates(store)
@@ -173,8 +173,8 @@ async def build_deps(stack: AsyncExitStack, concurrency: int, *, parse: str,
     """The pipeline's dependencies as ``monitor/app.py`` builds them, in ``stack``:
     (deps, classifier note, where parsing and classification run)."""
     from monitor import app
-    from monitor.decide import AlertRules
-    from monitor.fetch import FetchLimits, build_client
+    from monitor.http import FetchLimits, build_client
+    from monitor.settings import Settings
     from monitor.store.sqlite import SqliteStore
 
     classifier, classifier_note = load_classifier()
@@ -205,7 +205,8 @@ async def build_deps(stack: AsyncExitStack, concurrency: int, *, parse: str,
     deps = _deps(
         parse_fn, classify_fn,
         client=client, store=store, classifier=classifier, fetch_limits=limits,
-        rules=AlertRules(destination="console"), max_items=500,
+        rules=replace(app.alert_rules(Settings()), destination="console"), max_items=500,
+        lifecycle=app.lifecycle_policy(Settings()),
         now=lambda: datetime.now(UTC), states=await _feed_states(store),
     )
     return deps, classifier_note, f"{parse_note}; classify in {classify_note}"
@@ -304,12 +305,15 @@ def run_baseline(base: str, count: int, sample: int, bump_count: int, seed: int
 # calls *into* those files from anywhere else (so a stage calling itself is not counted
 # twice). Fetch also gets the event loop's socket callbacks, where aiohttp reads responses.
 _STAGES: dict[str, tuple[str, ...]] = {
-    "fetch": ("monitor/fetch.py", "monitor/politeness.py"),
+    "fetch": ("monitor/fetch.py", "monitor/http/client.py", "monitor/http/transport.py",
+              "monitor/http/decode.py", "monitor/http/headers.py", "monitor/http/errors.py",
+              "monitor/http/redirects.py", "monitor/http/politeness.py"),
     "parse": ("monitor/parse.py", "monitor/xmlguard.py", "monitor/parse_pool.py"),
     "normalise+dedupe": ("monitor/normalise.py", "monitor/dedupe.py"),
     "classify": ("monitor/classify.py",),
     "store": ("monitor/store/sqlite.py",),
-    "decide+lifecycle": ("monitor/decide.py", "monitor/lifecycle.py", "monitor/cadence.py"),
+    "decide+lifecycle": ("monitor/decide.py", "monitor/feeds/lifecycle.py",
+                         "monitor/feeds/cadence.py"),
 }
 _LOOP_IO = (("asyncio/selector_events.py", "_read_ready"),
             ("asyncio/selector_events.py", "_write_ready"))

@@ -20,7 +20,6 @@ import asyncio
 import codecs
 import dataclasses
 import functools
-import http.cookiejar
 import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,18 +29,20 @@ import httpx
 
 from monitor.countries import mentions_country
 from monitor.errors import FetchError, SettingsError
-from monitor.fetch import (
+from monitor.http import (
     ACCEPT_ENCODING,
     FetchLimits,
-    _read_bounded,
-    _tls_context,
-    parse_retry_after,
+    HostLimiter,
+    NoCookies,
+    read_bounded,
     send_following_redirects,
+    status_error,
+    tls_context,
+    transport_errors,
 )
 from monitor.models import Article
 from monitor.netguard import AllowList, as_allow_list, check_public_url, guard_transport
 from monitor.normalise import truncate_words
-from monitor.politeness import HostLimiter
 
 log = logging.getLogger("monitor.fulltext")
 
@@ -49,7 +50,8 @@ DEFAULT_LIMITS = FetchLimits(
     connect_timeout=5.0, read_timeout=10.0, total_timeout=20.0, max_bytes=3_000_000,
     max_redirects=5, max_connections=16,
 )
-"""Article pages: smaller and faster than the feed budget, since each one is optional."""
+"""Article pages when the caller gives no limits: smaller and faster than a feed's, since
+each page is optional. The daemon passes its own, with the size and times of ``[fetch]``."""
 MAX_TEXT_CHARS = 5_000
 MIN_TEXT_CHARS = 100
 """Less than this is a menu, a cookie notice or "please enable JavaScript", not a story."""
@@ -107,16 +109,12 @@ def build_fulltext_client(
         max_keepalive_connections=min(limits.max_connections, 8),
         keepalive_expiry=limits.keepalive_seconds,
     )
-    no_cookies = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return httpx.AsyncClient(
-        transport=guard_transport(allow=allow, verify=_tls_context(), limits=pool),
-        timeout=httpx.Timeout(
-            connect=limits.connect_timeout, read=limits.read_timeout,
-            write=limits.read_timeout, pool=limits.connect_timeout,
-        ),
+        transport=guard_transport(allow=allow, verify=tls_context(), limits=pool),
+        timeout=limits.timeout(),
         follow_redirects=False,
         trust_env=False,
-        cookies=no_cookies,
+        cookies=NoCookies(),
         headers={"User-Agent": limits.user_agent},
     )
 
@@ -143,7 +141,7 @@ async def fetch_page(
     async def check_hop(_source: httpx.URL, target: httpx.URL) -> None:
         await check_public_url(str(target), allow=allowed)
 
-    try:
+    with transport_errors(url):
         # Unlike a feed's URL, the page's first URL is the feed's choice too: checked like a hop.
         await check_public_url(url, allow=allowed)
         request = client.build_request("GET", url, headers=headers)
@@ -154,29 +152,15 @@ async def fetch_page(
             return await _read_page(response, limits)
         finally:
             await response.aclose()
-    except FetchError:
-        raise
-    except httpx.TimeoutException as exc:
-        raise FetchError("timeout", f"{type(exc).__name__}: {exc or 'timed out'}") from exc
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise FetchError("invalid_url", str(exc)) from exc
-    except httpx.NetworkError as exc:
-        raise FetchError("connect", f"{type(exc).__name__}: {exc}") from exc
-    except (httpx.HTTPError, httpx.StreamError) as exc:
-        raise FetchError("protocol", f"{type(exc).__name__}: {exc}") from exc
 
 
 async def _read_page(response: httpx.Response, limits: FetchLimits) -> Page:
-    status = response.status_code
-    if status not in _OK_STATUSES:
-        raise FetchError(
-            "http_status", f"HTTP {status} {response.reason_phrase or ''}".rstrip(),
-            status=status, retry_after=parse_retry_after(response.headers.get("retry-after")),
-        )
+    if response.status_code not in _OK_STATUSES:
+        raise status_error(response)
     mime = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if mime and mime not in _HTML_TYPES:
         raise FetchError("not_html", f"content type {mime!r} is not a web page")
-    body = await _read_bounded(response, limits.max_bytes)
+    body = await read_bounded(response, limits.max_bytes)
     if not mime and not body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"<":
         raise FetchError("not_html", "no content type and the body does not look like HTML")
     return Page(url=str(response.url), body=body, charset=_charset(response))

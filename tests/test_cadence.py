@@ -5,15 +5,19 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from monitor.cadence import CadencePolicy, PollFacts, next_poll_delay, publishing_interval
-from monitor.lifecycle import (
+from monitor.feeds import (
+    CadencePolicy,
     LifecyclePolicy,
+    PollFacts,
     PollOutcome,
     after_poll,
     effective_url,
     feed_cadence,
+    next_poll_delay,
+    publishing_interval,
 )
 from monitor.models import Feed, FeedState
+from tests.support.defaults import lifecycle
 
 POLICY = CadencePolicy(min_seconds=120, max_seconds=6 * 3600, default_seconds=600,
                        jitter_fraction=0.1)
@@ -79,7 +83,7 @@ def test_a_feed_can_have_its_own_bounds() -> None:
     assert feed_cadence(capped, POLICY).default_seconds == 60
     rng = random.Random(3)
     update = after_poll(wire, state(), PollOutcome(ok=True, new_items=busy),
-                        LifecyclePolicy(cadence=POLICY),
+                        lifecycle(cadence=POLICY),
                         now=NOW, rng=rng, override_seconds=None)
     assert (update.next_poll_at - NOW).total_seconds() <= 33  # 30 s plus 10 % jitter
 
@@ -92,12 +96,12 @@ def state(**kw: object) -> FeedState:
 
 
 def decide(st: FeedState, outcome: PollOutcome, policy: LifecyclePolicy | None = None):
-    return after_poll(FEED, st, outcome, policy or LifecyclePolicy(), now=NOW,
+    return after_poll(FEED, st, outcome, policy or lifecycle(), now=NOW,
                       rng=random.Random(1), override_seconds=None)
 
 
 def test_flag_once_after_n_failures_and_clear_on_recovery() -> None:
-    policy = LifecyclePolicy(flag_after_failures=3)
+    policy = lifecycle(flag_after_failures=3)
     early = decide(state(consecutive_errors=2), PollOutcome(ok=False, error="x"), policy)
     assert early.notice is None
     flagged = decide(state(consecutive_errors=3), PollOutcome(ok=False, error="timeout"), policy)

@@ -21,16 +21,17 @@ import httpx
 import pytest
 
 from monitor.classify import ArticleClassifier
-from monitor.decide import AlertRules
 from monitor.errors import FetchError, SettingsError
-from monitor.fetch import FetchLimits, build_client, fetch_feed
-from monitor.lifecycle import LifecyclePolicy, PollOutcome, after_poll, effective_url
+from monitor.feeds import PollOutcome, after_poll, effective_url
+from monitor.fetch import fetch_feed
+from monitor.http import FetchLimits, build_client
 from monitor.models import Feed, FeedState, ParsedFeed
 from monitor.netguard import check_redirect_hop, same_server
 from monitor.parse import parse_feed
 from monitor.pipeline import PipelineDeps, run_feed
 from monitor.settings import load_settings
 from monitor.store.sqlite import SqliteStore
+from tests.support.defaults import alert_rules, lifecycle
 from tests.support.feed_server import FeedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,14 +241,14 @@ def test_lifecycle_never_saves_a_move_to_a_literal_internal_address_on_another_h
         ("https://feeds.other.example/desk", True),
     ]:
         outcome = PollOutcome(ok=True, http_status=200, moved_to=target)
-        update = after_poll(feed, state, outcome, LifecyclePolicy(), now=T0, rng=rng,
+        update = after_poll(feed, state, outcome, lifecycle(), now=T0, rng=rng,
                             override_seconds=None)
         assert (update.moved_to == target) is saved, target
         assert (update.notice is not None) is saved
     internal = Feed("lan", "http://127.0.0.1:8080/feed.xml")  # the operator's own choice
     outcome = PollOutcome(ok=True, http_status=200, moved_to="http://127.0.0.1:8080/v2.xml")
     update = after_poll(internal, FeedState(name="lan", url=internal.url), outcome,
-                        LifecyclePolicy(), now=T0, rng=rng, override_seconds=None)
+                        lifecycle(), now=T0, rng=rng, override_seconds=None)
     assert update.moved_to == "http://127.0.0.1:8080/v2.xml"
 
 
@@ -268,8 +269,9 @@ async def _run(feed: Feed, store: SqliteStore, limits: FetchLimits) -> str:
     async with build_client(limits) as client:
         deps = PipelineDeps(
             client=client, store=store, classify=classifier.classify_in_thread,
-            fetch_limits=limits, rules=AlertRules(destination="console", max_article_age_hours=0),
+            fetch_limits=limits, rules=alert_rules(max_article_age_hours=0),
             max_items=100, now=lambda: T0, parse=_parse_in_thread, rng=random.Random(1),
+            lifecycle=lifecycle(),
         )
         return (await run_feed(feed, deps)).status
 

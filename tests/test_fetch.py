@@ -13,18 +13,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from monitor.errors import FetchError, SettingsError
-from monitor.fetch import (
-    ACCEPT_ENCODING,
-    FetchLimits,
-    build_client,
-    fetch_feed,
-    parse_retry_after,
-)
+from monitor.fetch import fetch_feed
+from monitor.http import ACCEPT_ENCODING, FetchLimits, build_client, parse_retry_after
 from monitor.models import Feed, FeedState
 from tests.support.feed_server import FeedServer
 
@@ -216,13 +212,21 @@ async def test_503_with_retry_after_http_date(
 
 def test_parse_retry_after_forms() -> None:
     now = datetime(2024, 6, 19, 12, 0, tzinfo=UTC)
-    assert parse_retry_after("0") == 0.0
-    assert parse_retry_after(" 30 ") == 30.0
-    assert parse_retry_after("Wed, 19 Jun 2024 12:01:30 GMT", now=now) == 90.0
-    assert parse_retry_after("Wed, 19 Jun 2024 11:00:00 GMT", now=now) == 0.0  # in the past
-    assert parse_retry_after("Wed, 19 Jun 2024 12:00:10 -0000", now=now) == 10.0
-    for junk in (None, "", "soon", "-5", "1.5e3", "Someday, 99 Foo 2024"):
-        assert parse_retry_after(junk, now=now) is None
+
+    def seconds(value: str, **kwargs: Any) -> float | None:
+        return parse_retry_after(httpx.Headers({"Retry-After": value}), now=now, **kwargs)
+
+    assert seconds("0") == 0.0
+    assert seconds(" 30 ") == 30.0
+    assert seconds("Wed, 19 Jun 2024 12:01:30 GMT") == 90.0
+    assert seconds("Wed, 19 Jun 2024 11:00:00 GMT") == 0.0  # in the past
+    assert seconds("Wed, 19 Jun 2024 12:00:10 -0000") == 10.0
+    for junk in ("", "soon", "-5", "1.5e3", "Someday, 99 Foo 2024"):
+        assert seconds(junk) is None
+    assert parse_retry_after(None) is None and parse_retry_after(httpx.Headers()) is None
+    # Capped at six hours unless the caller bounds it itself (feeds: the poll schedule).
+    assert seconds("86400") == 6 * 3600.0
+    assert seconds("86400", max_seconds=None) == 86400.0
 
 
 async def test_unfollowable_3xx_is_an_error(server: FeedServer, client: httpx.AsyncClient) -> None:

@@ -17,14 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.fetch import FetchLimits, build_client, fetch_feed
-from monitor.models import Feed, FeedState
-from monitor.politeness import (
+from monitor.fetch import fetch_feed, should_refetch_unconditionally
+from monitor.http import (
+    FetchLimits,
     HostLimiter,
     HostPausedError,
+    build_client,
     build_user_agent,
-    should_refetch_unconditionally,
 )
+from monitor.models import Feed, FeedState
 from tests.support.feed_server import TimedServer
 
 RSS = (Path(__file__).parent / "fixtures" / "feeds" / "rss20_news.xml").read_bytes()

@@ -1,16 +1,20 @@
 """The daemon's in-memory copy of every feed's state, written through to the store.
 
-Each poll starts from its feed's state (validators, counters, arrivals). Reading
-it from SQLite cost a thread hop and a row decode per poll; the daemon is the
-only writer of the feeds table (the CLI only reads it), so after one bulk load
-the copy here is exact as long as it is updated only after a write succeeded
-and dropped when a write failed (then the next poll re-reads the row).
+Each poll starts from its feed's state (validators, counters, arrivals); keeping
+it in memory spares every poll a thread hop and a row decode. After one bulk
+load the copy is kept exact by updating it only after a write succeeded and
+dropping an entry when a write failed (the next poll then re-reads the row).
+
+**Single writer.** The cache is exact only while one daemon writes the feeds
+table. Nothing here notices a row changed by anyone else (the CLI only reads
+it). A backend shared by several daemons must not use this cache, or must
+re-read each feed's row before every poll.
 
 Writes are group-committed: polls that finish while a write is in progress wait
 for the next one, which saves all of them in one transaction and one thread hop.
 Each ``save`` still returns only once its own row is committed, so callers see
-exactly the semantics of one write per poll, at a fraction of the cost when
-hundreds of 304s finish within milliseconds of each other.
+exactly the semantics of one write per poll, while a burst of 304s finishing
+together costs one transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from monitor.store.base import Store
 
 
 class FeedStates:
-    """Write-through cache of ``FeedState`` by feed name; the store stays the truth."""
+    """Write-through cache of ``FeedState`` by feed name; the store stays the truth.
+
+    Exact only while this daemon is the one writer of the feeds table (see above).
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store

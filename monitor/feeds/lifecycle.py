@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
 
-from monitor.cadence import CadencePolicy, PollFacts, items_in_window, next_poll_delay
+from monitor.feeds.cadence import CadencePolicy, PollFacts, items_in_window, next_poll_delay
 from monitor.models import Feed, FeedState
 from monitor.netguard import blocked_reason, literal_address, same_server
 
@@ -25,9 +25,11 @@ STALE_FLAG_PREFIX = "stale:"
 
 @dataclass(frozen=True, slots=True)
 class LifecyclePolicy:
-    cadence: CadencePolicy = field(default_factory=CadencePolicy)
-    flag_after_failures: int = 10
-    stale_after: timedelta = timedelta(days=14)
+    """From ``[schedule]`` (monitor.settings, where the defaults are written)."""
+
+    cadence: CadencePolicy
+    flag_after_failures: int
+    stale_after: timedelta
 
 
 @dataclass(frozen=True, slots=True)

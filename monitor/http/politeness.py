@@ -1,4 +1,4 @@
-"""Being a good client to publishers: per-host limits, spacing, and honest identification.
+"""Being a good client to publishers: per-host concurrency, spacing and pauses.
 
 Publishers block pollers that open many connections to one host or hit it in
 bursts, and a daemon with thousands of feeds often has dozens on the same host
@@ -12,7 +12,6 @@ inside their gap, so memory stays bounded however many hosts pass through.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -97,10 +96,7 @@ class HostLimiter:
             async with self._global:
                 yield
             return
-        host = self._hosts.get(key)
-        if host is None:
-            host = self._hosts[key] = _Host(asyncio.Semaphore(self.per_host))
-            self._maybe_sweep()
+        host = self._host(key)
         host.users += 1
         try:
             async with host.semaphore:
@@ -130,11 +126,15 @@ class HostLimiter:
         key = self.host_key(url)
         if not key or seconds <= 0:
             return
+        host = self._host(key)
+        host.paused_until = max(host.paused_until, self._clock() + seconds)
+
+    def _host(self, key: str) -> _Host:
         host = self._hosts.get(key)
         if host is None:
             host = self._hosts[key] = _Host(asyncio.Semaphore(self.per_host))
             self._maybe_sweep()
-        host.paused_until = max(host.paused_until, self._clock() + seconds)
+        return host
 
     def _maybe_sweep(self) -> None:
         """Drop hosts nobody uses whose gap and pause are over; amortised O(1) per new host."""
@@ -154,27 +154,3 @@ class HostLimiter:
         self._maybe_sweep()
         return len(self._hosts)
 
-
-def should_refetch_unconditionally(rng: random.Random, probability: float = 0.01) -> bool:
-    """True for about ``probability`` of polls: send no validators this time.
-
-    Some servers answer 304 while the feed has changed (a stale ETag behind a
-    cache, a Last-Modified that never moves); an occasional full fetch is the
-    only way to notice, and dedupe in the store makes it harmless.
-    """
-    if probability <= 0:
-        return False
-    return probability >= 1 or rng.random() < probability
-
-
-def build_user_agent(contact_url: str, *, product: str = "dprk-russia-news-monitor",
-                     version: str = "0.1", purpose: str = "news alert bot") -> str:
-    """A User-Agent that tells a publisher who polls them and where to complain.
-
-    The contact URL comes from config; without one a publisher's only recourse
-    is to block us.
-    """
-    contact = contact_url.strip()
-    if not contact.startswith(("http://", "https://", "mailto:")):
-        raise ValueError(f"contact must be an http(s) or mailto: URL, not {contact_url!r}")
-    return f"{product}/{version} (+{contact}; {purpose})"

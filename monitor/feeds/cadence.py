@@ -21,9 +21,12 @@ MAX_SERVER_DELAY_SECONDS = 24 * 3600.0  # a server may slow us down, but not for
 
 @dataclass(frozen=True, slots=True)
 class CadencePolicy:
-    min_seconds: float = 120.0
-    max_seconds: float = 6 * 3600.0
-    default_seconds: float = 600.0
+    """Bounds of the adaptive interval; the values come from ``[schedule]`` (monitor.settings),
+    the only place their defaults are written."""
+
+    min_seconds: float
+    max_seconds: float
+    default_seconds: float
     jitter_fraction: float = 0.1
     max_backoff_exponent: int = 8
 

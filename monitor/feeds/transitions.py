@@ -1,13 +1,12 @@
 """A feed's state after one poll, computed in memory rather than in SQL.
 
-A warm cycle is almost all 304s, and each used to cost three SQLite write
-transactions and four thread hops (count the success, re-read the row, store
-the life-cycle decision, read it back). Computing the next ``FeedState`` here,
-from the state the poll started with, lets the pipeline persist a poll's whole
-bookkeeping with one ``Store.save_feed_state`` call: one transaction, one hop.
+A warm cycle is almost all 304s. Computing the next ``FeedState`` here, from the
+state the poll started with, lets the pipeline persist a poll's whole
+bookkeeping (counters, validators, arrivals, schedule, flags) with one
+``Store.save_feed_state`` call: one transaction and one thread hop per poll,
+instead of a write, a re-read and another write.
 
-Pure functions only: they mirror what the store's ``record_fetch_success``,
-``record_fetch_failure`` and ``update_feed_lifecycle`` do to a row, and the
+Pure functions only: they compute the feed's next row from the last one, and the
 tests check that the two agree.
 """
 
@@ -16,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 
-from monitor.lifecycle import LifecycleUpdate
-from monitor.models import FeedState
+from monitor.feeds.lifecycle import LifecycleUpdate
+from monitor.models import MAX_ARRIVALS, FeedState
 
 ARRIVALS_WINDOW = timedelta(days=7)
-MAX_ARRIVALS = 2_000
 """A week of a very busy feed; keeps the row small."""
 
 
@@ -72,8 +70,7 @@ def with_lifecycle(
 ) -> FeedState:
     """Apply the life-cycle decision: arrivals, schedule, redirect, flag, disabled.
 
-    ``flagged``/``disabled`` False in the update means "leave as is", as in
-    ``update_feed_lifecycle``.
+    ``flagged``/``disabled`` False in the update means "leave as is".
     """
     cutoff = at - window
     arrivals = state.arrivals
