@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from classifiers.errors import DataError
+from classifiers.text import article_text
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -38,8 +39,8 @@ class Example:
 
     @property
     def text(self) -> str:
-        """What the model sees; the same joining rule as the daemon's ``Article.text``."""
-        return f"{self.title}. {self.summary}".strip() if self.summary else self.title
+        """What the model sees, joined by the rule serving uses too (``article_text``)."""
+        return article_text(self.title, self.summary)
 
 
 def default_data_files() -> list[Path]:

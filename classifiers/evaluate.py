@@ -1,4 +1,9 @@
-"""Metrics, threshold choice, baselines and the leave-one-event-type-out check."""
+"""Metrics and threshold choice: what training uses to pick and report a model.
+
+Baselines and the leave-one-event-type-out check are research tools and live in
+``classifiers.experiments``, which imports training; keeping them out of here keeps
+the import direction one way (experiments → train → evaluate).
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import average_precision_score
 
 from classifiers.errors import ClassifierError
-from classifiers.keywords import KeywordLexicon, normalise_text
-
-if TYPE_CHECKING:
-    from classifiers.data import Example
-
-#: The story that started the project, in our own words: what a match looks like.
-FOUNDING_EXAMPLE = (
-    "Russia is buying millions of rockets and artillery shells from North Korea, US officials "
-    "say, a sign that sanctions and battlefield losses have left Moscow short of ammunition for "
-    "its war in Ukraine. Kim Jong Un and Vladimir Putin exchanged letters pledging to widen "
-    "comprehensive and constructive relations, and analysts warn of a Northern Triangle of "
-    "Pyongyang, Moscow and Beijing against Washington and Seoul."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,62 +176,3 @@ def plot_pr_curve(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | 
     fig.savefig(out)
     plt.close(fig)
     return out
-
-
-# -- baselines ------------------------------------------------------------------------------
-def keyword_rule_scores(texts: Sequence[str], lexicon: KeywordLexicon) -> np.ndarray:
-    """1.0 when a DPRK alias AND a Russia alias appear (after exclusions), else 0.0."""
-    return np.asarray([1.0 if lexicon.find(t).both else 0.0 for t in texts])
-
-
-def founding_example_similarity(train_texts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
-    """TF-IDF cosine similarity of each text to ``FOUNDING_EXAMPLE`` (vocabulary from train)."""
-    vectoriser = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
-    vectoriser.fit([normalise_text(t) for t in train_texts] + [FOUNDING_EXAMPLE])
-    anchor = vectoriser.transform([FOUNDING_EXAMPLE])
-    matrix = vectoriser.transform([normalise_text(t) for t in texts])
-    return np.asarray((matrix @ anchor.T).toarray()).ravel()
-
-
-# -- generalisation check -------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class HeldOutRecall:
-    event_type: str
-    n: int
-    recall: float
-
-
-def _held_out_recall(examples: Sequence[Example], event_type: str, kind: str,
-                     threshold: float, lexicon: dict[str, Any] | None,
-                     seed: int) -> HeldOutRecall:
-    from classifiers.train import fit_pipeline
-
-    def is_held(e: Example) -> bool:
-        return e.label == 1 and (e.event_type or "unknown") == event_type
-
-    held = [e for e in examples if is_held(e)]
-    pipe = fit_pipeline([e for e in examples if not is_held(e)], kind, lexicon=lexicon,
-                        seed=seed)
-    scores = pipe.predict_proba([e.text for e in held])[:, 1]
-    return HeldOutRecall(event_type, len(held), float(np.mean(scores >= threshold)))
-
-
-def leave_one_event_type_out(examples: Sequence[Example], kind: str = "logreg", *,
-                             threshold: float = 0.5, lexicon: dict[str, Any] | None = None,
-                             seed: int = 0, min_count: int = 5,
-                             n_jobs: int | None = None) -> list[HeldOutRecall]:
-    """Recall on each positive event type when the model never saw that type.
-
-    Pass training-split examples only. A type the model recovers only when it has
-    seen it is being memorised, not understood; low numbers here predict misses on
-    kinds of cooperation the training set does not cover (new events, new wording).
-    """
-    from joblib import Parallel, delayed
-
-    counts: dict[str, int] = {}
-    for e in examples:
-        if e.label == 1:
-            counts[e.event_type or "unknown"] = counts.get(e.event_type or "unknown", 0) + 1
-    types = sorted(t for t, n in counts.items() if n >= min_count)
-    return list(Parallel(n_jobs=n_jobs)(
-        delayed(_held_out_recall)(examples, t, kind, threshold, lexicon, seed) for t in types))

@@ -192,6 +192,17 @@ def _gap(a: Hit, b: Hit) -> int:
 
 def rule_vector(m: Mentions, window: int) -> list[float]:
     """The dense rule features of one annotated text, in ``RULE_FEATURES`` order."""
+    values = rule_values(m, window)
+    return [values[name] for name in RULE_FEATURES]
+
+
+def rule_values(m: Mentions, window: int) -> dict[str, float]:
+    """The rule features of one annotated text by name.
+
+    Filled in by name and read out in ``RULE_FEATURES`` order (``rule_vector``), so a
+    column can never slip against its name; a new feature is its name appended to
+    ``RULE_FEATURES`` (the column order a saved model depends on) plus its line here.
+    """
     nd, nr = len(m.dprk), len(m.russia)
     strong_d = any(not h.weak for h in m.dprk)
     strong_r = any(not h.weak for h in m.russia)
@@ -255,25 +266,44 @@ def rule_vector(m: Mentions, window: int) -> list[float]:
                         actor_coop_actor = True
     title_pair_coop = (dprk_title and russia_title and not enumeration
                        and any(h.start < title_end for h in m.cooperation))
-    return [
-        float(strong_d), float(strong_r), float(strong_d and strong_r),
-        float(nd > 0), float(nr > 0), float(both), float(both and not (strong_d and strong_r)),
-        _log_scale(nd, 7), _log_scale(nr, 7),
-        float(dprk_title), float(russia_title), float(dprk_title and russia_title),
-        math.exp(-(min_gap - 1) / window) if both else 0.0,
-        float(both and min_gap <= 3), float(both and min_gap <= window), float(same_sentence),
-        float(pair_join),
-        _log_scale(coop_near, 7), float(coop_near > 0), _log_scale(len(m.cooperation), 15),
-        float(any(h.start < title_end for h in m.cooperation)),
-        _log_scale(len(m.places), 3), min(1.0, n_other / 4), float(both and n_other >= 2),
-        float(other_between), float(bool(m.exclusions)),
-        float(len(m.sentence_starts) == 1),
-        (nd + nr) / n_country if n_country else 0.0,
-        float(nd > 0 and nr == 0), float(nr > 0 and nd == 0),
-        float(bool(_NON_LATIN.search(m.text))),
-        float(enumeration), float(personnel_war), float(at_war and strong_d),
-        float(title_pair_coop), float(actor_coop_actor),
-    ]
+    return {
+        "has_dprk": float(strong_d),
+        "has_russia": float(strong_r),
+        "both": float(strong_d and strong_r),
+        "has_dprk_any": float(nd > 0),
+        "has_russia_any": float(nr > 0),
+        "both_any": float(both),
+        "weak_only": float(both and not (strong_d and strong_r)),
+        "n_dprk": _log_scale(nd, 7),
+        "n_russia": _log_scale(nr, 7),
+        "dprk_in_title": float(dprk_title),
+        "russia_in_title": float(russia_title),
+        "both_in_title": float(dprk_title and russia_title),
+        "proximity": math.exp(-(min_gap - 1) / window) if both else 0.0,
+        "near_3": float(both and min_gap <= 3),
+        "near_window": float(both and min_gap <= window),
+        "same_sentence": float(same_sentence),
+        "pair_join": float(pair_join),
+        "coop_near_both": _log_scale(coop_near, 7),
+        "coop_any_near_both": float(coop_near > 0),
+        "coop_total": _log_scale(len(m.cooperation), 15),
+        "coop_in_title": float(any(h.start < title_end for h in m.cooperation)),
+        "places": _log_scale(len(m.places), 3),
+        "n_other_states": min(1.0, n_other / 4),
+        "list_like": float(both and n_other >= 2),
+        "other_between": float(other_between),
+        "excluded": float(bool(m.exclusions)),
+        "headline_only": float(len(m.sentence_starts) == 1),
+        "focus": (nd + nr) / n_country if n_country else 0.0,
+        "dprk_only": float(nd > 0 and nr == 0),
+        "russia_only": float(nr > 0 and nd == 0),
+        "non_latin": float(bool(_NON_LATIN.search(m.text))),
+        "enumeration": float(enumeration),
+        "dprk_personnel_war": float(personnel_war),
+        "dprk_war": float(at_war and strong_d),
+        "title_pair_coop": float(title_pair_coop),
+        "actor_coop_actor": float(actor_coop_actor),
+    }
 
 
 _LIST_SEPARATOR = re.compile(r",|\band\b|\bor\b|&|/|\bи\b|과|와|·", re.IGNORECASE)
@@ -390,8 +420,8 @@ class TailColumns(TransformerMixin, BaseEstimator):
 class CompactTfidfVectorizer(TfidfVectorizer):
     """``TfidfVectorizer`` whose fitted vocabulary is persisted as one JSON string.
 
-    skops writes a dict node per vocabulary entry, which made a 40k-term model take
-    a minute to save and seconds to load; one string round-trips in milliseconds.
+    skops writes a dict node per vocabulary entry, which makes a large vocabulary slow
+    to save and load; one string round-trips at once.
     Behaviour is otherwise identical to the parent class.
     """
 
@@ -407,8 +437,8 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         """Counts from the parent, then TF-IDF applied directly.
 
         Numerically what ``TfidfVectorizer.transform`` returns, minus the input
-        re-validation of its inner TfidfTransformer (over 1 ms per call, the largest
-        cost of scoring a single item).
+        re-validation of its inner TfidfTransformer (the largest cost of scoring a
+        single item).
         """
         from sklearn.feature_extraction.text import CountVectorizer
 
@@ -442,9 +472,9 @@ class HashedCharNgrams(TransformerMixin, BaseEstimator):
     """Character n-grams within words (like ``analyzer="char_wb"``), hashed with numpy.
 
     Why not TfidfVectorizer: its analyzer builds every n-gram as a Python string and
-    looks it up in a dict, which was over half of all scoring time. Here a whole
-    batch becomes one array of code points and each n-gram a rolling hash computed
-    by a handful of vector operations (about 30x faster). Rare buckets (document
+    looks it up in a dict, which dominates scoring time. Here a whole batch becomes
+    one array of code points and each n-gram a rolling hash computed by a handful
+    of vector operations. Rare buckets (document
     frequency below ``min_df`` in training) are dropped and the kept ones numbered
     densely (``buckets_``), so the model sees a vocabulary-sized matrix, not 2**18
     mostly empty columns; then sublinear TF, IDF and L2 normalisation as in

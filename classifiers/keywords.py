@@ -11,6 +11,14 @@ mentions feed the model but never satisfy the plain keyword rule.
 Spaces and hyphens inside a term are interchangeable, so "kim jong un" also
 finds "Kim Jong-un". Exclusions ("Russian-made") cancel any mention they
 overlap: a Russian-made rifle in a story is not a Russian actor.
+
+This module is the only reader of the keyword file. The daemon's pre-filter
+(``monitor.countries``) takes its term lists from ``KeywordLexicon`` but matches
+them in its own, looser dialect: it only asks "is either country named?" of every
+polled item, so it must be far cheaper than ``find`` and err towards "named"
+(Cyrillic stems, no exclusions). Matching here stays exact because hits are the
+model's features. ``monitor/countries.py`` gives the details; the test
+``test_classify_prefilter.py`` checks that the looser dialect never hides a match.
 """
 
 from __future__ import annotations
@@ -185,9 +193,9 @@ def _term_pattern(term: str) -> str:
 def _trie_pattern(terms: Iterable[str]) -> str:
     """One alternation shaped as a trie.
 
-    Python's ``re`` tries alternatives one by one; a flat list of ~400 terms costs
-    milliseconds per text, while the trie shares prefixes and rejects a position
-    after one character comparison, which keeps scoring above thousands of items/s.
+    Python's ``re`` tries alternatives one by one, so a flat list of hundreds of
+    terms is slow per text; the trie shares prefixes and rejects a position after
+    one character comparison.
     """
     trie: dict[str, dict] = {}
     for term in terms:

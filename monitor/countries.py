@@ -3,21 +3,38 @@
 Two steps use it as a pre-filter: full text (fetch the page only for items that
 name a country) and classification (an item that names neither country by any
 alias in the analysts' keyword file cannot be about their cooperation, so the
-model need not score it). The terms come from the [dprk] and [russia] sections of
-config/keywords.toml. Kept apart from the classifier's own lexicon on purpose:
-these filters only need "is either country named?", and the ``classifiers``
-package is the model's business.
+model need not score it).
+
+The keyword file has one reader, ``classifiers.keywords.KeywordLexicon`` (the
+classifier's): the terms here are its [dprk], [russia] and [places] sections, so
+the file is parsed and validated once, by one set of rules. The *matching* is a
+second dialect, on purpose:
+
+* it answers a different, cheaper question. Every polled item is asked it and
+  most stop here, so it must cost a set lookup per word plus the few regexes whose
+  words are all present (``_Matcher``), while ``KeywordLexicon.find`` positions
+  every hit of all six sections and splits sentences, which the model's features
+  need and this yes/no does not;
+* it leans towards "named", because a wrong "named" costs one model call and a
+  wrong "not named" loses a story: long Cyrillic terms are stemmed ("туманная"
+  also finds "Туманную") and exclusions ("Russian-made") are not applied, whereas
+  the classifier matches exactly what its features were trained on.
+
+tests/test_classify_prefilter.py keeps the two honest: the pre-filter may skip only
+items the model would not match; tests/test_countries.py checks the fast matcher
+against one plain regex of every term.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from classifiers.errors import LexiconError
+from classifiers.keywords import KeywordLexicon, bare
 from monitor.errors import SettingsError
 
 
@@ -29,58 +46,34 @@ class CountryTerms(NamedTuple):
 
 
 def load_country_terms(path: str | Path, *, include_weak: bool = False) -> CountryTerms:
-    """Read the country sections of config/keywords.toml (every language).
+    """The country sections of config/keywords.toml (every language).
 
     Weak ("~") terms are left out unless ``include_weak``: fetching pages for
     every story about a Kim is wasteful, but skipping the model for one would be
     a missed story.
     """
-    path = Path(path)
-    return _country_terms(_read_keywords(path), path, include_weak)
+    lexicon = _read_keywords(Path(path))
+    return CountryTerms(_terms(lexicon.dprk, include_weak), _terms(lexicon.russia, include_weak))
 
 
 def load_prefilter_terms(path: str | Path) -> tuple[frozenset[str], ...]:
     """Everything that can tie a story to the two countries: both countries' terms, weak
     ones included, and the [places] section (a headline may name only Khasan and
     Tumangang). The classification pre-filter scores an item if any of these appears."""
-    path = Path(path)
-    data = _read_keywords(path)
-    countries = _country_terms(data, path, True)
-    places = _section_terms(data, "places", path, True) if "places" in data else frozenset()
-    return (countries.dprk, countries.russia, places)
+    lexicon = _read_keywords(Path(path))
+    return tuple(_terms(terms, True) for terms in (lexicon.dprk, lexicon.russia, lexicon.places))
 
 
-def _read_keywords(path: Path) -> dict[str, object]:
+def _read_keywords(path: Path) -> KeywordLexicon:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SettingsError(f"{path}: cannot read keyword file: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
+        return KeywordLexicon.from_toml(path)
+    except LexiconError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
-def _country_terms(data: dict[str, object], path: Path, include_weak: bool) -> CountryTerms:
-    return CountryTerms(_section_terms(data, "dprk", path, include_weak),
-                        _section_terms(data, "russia", path, include_weak))
-
-
-def _section_terms(
-    data: dict[str, object], name: str, path: Path, include_weak: bool
-) -> frozenset[str]:
-    section = data.get(name)
-    if not isinstance(section, dict):
-        raise SettingsError(f"{path}: section [{name}] is missing")
-    terms: set[str] = set()
-    for language, values in section.items():
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise SettingsError(f"{path}: [{name}].{language} must be a list of strings")
-        terms.update(
-            v.strip().removeprefix("~").lower() for v in values
-            if v.strip() and (include_weak or not v.startswith("~"))
-        )
-    if not terms:
-        raise SettingsError(f"{path}: section [{name}] has no terms")
-    return frozenset(terms)
+def _terms(terms: Iterable[str], include_weak: bool) -> frozenset[str]:
+    """Terms without their weak marker ("~"), which only the classifier's features read."""
+    return frozenset(bare(t) for t in terms if include_weak or not t.startswith("~"))
 
 
 # Scripts that inflect by suffix (Korean, Cyrillic) match as substrings, as the
@@ -107,10 +100,10 @@ def _term_regex(term: str) -> str:
 class _Matcher:
     """A term set as a word index: only the few terms whose first word is in the text are tried.
 
-    One regex of a hundred alternatives, each with look-arounds, costs about a
-    millisecond per news item, because every alternative is tried at every
-    position. A Latin term can only match where its first word is a whole word
-    of the text (a prefix term: where a word starts with it), and a non-Latin
+    One regex of a hundred alternatives, each with look-arounds, is slow per news
+    item, because every alternative is tried at every position. A Latin term can
+    only match where its first word is a whole word of the text (a prefix term:
+    where a word starts with it), and a non-Latin
     term is a plain substring, so each item needs a set lookup per word and
     the regexes of the handful of terms whose words are all there. The non-Latin terms
     share one regex, skipped outright for the (most common) all-ASCII text.

@@ -15,6 +15,7 @@ from classifiers.features import (
     HashedCharNgrams,
     context_text,
     masked_text,
+    rule_values,
     rule_vector,
 )
 from classifiers.keywords import SECTIONS, KeywordLexicon, normalise_text, sentence_starts
@@ -27,6 +28,17 @@ def lexicon() -> KeywordLexicon:
 
 def rules(lexicon: KeywordLexicon, text: str) -> dict[str, float]:
     return dict(zip(RULE_FEATURES, rule_vector(lexicon.find(text), 8), strict=True))
+
+
+def test_rule_features_are_filled_by_name_exactly_once(lexicon: KeywordLexicon) -> None:
+    """Every name in RULE_FEATURES gets a value and nothing else does (its column is its name)."""
+    from classifiers.data import load_examples
+
+    for e in load_examples()[::25]:
+        m = lexicon.find(e.text)
+        values = rule_values(m, 8)
+        assert list(values) == list(RULE_FEATURES)
+        assert rule_vector(m, 8) == [values[name] for name in RULE_FEATURES]
 
 
 def test_shipped_keyword_file_has_every_section(lexicon: KeywordLexicon) -> None:

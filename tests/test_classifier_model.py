@@ -8,8 +8,9 @@ import pytest
 import classifiers
 from classifiers.data import load_examples, split_frozen
 from classifiers.errors import ClassifierError
-from classifiers.evaluate import evaluate, keyword_rule_scores
+from classifiers.evaluate import evaluate
 from classifiers.events import EVENT_GROUPS
+from classifiers.experiments import keyword_rule_scores
 from classifiers.keywords import KeywordLexicon
 
 

@@ -5,32 +5,98 @@ threshold for each method is chosen there), the same methods on the frozen test
 split, the headline-only subset, and recall per positive event type when that
 type is left out of training. Optional: a sentence-embedding baseline when
 ``sentence_transformers`` and a cached model are available.
+
+The baselines and the leave-one-event-type-out check live here, not in
+``classifiers.evaluate``: they need training, and training needs evaluation, so
+keeping them beside it made an import cycle. A research package, run from a
+checkout and left out of the wheel (pyproject.toml lists the shipped packages).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from classifiers.data import Example, load_examples, split_frozen
-from classifiers.evaluate import (
-    EvalReport,
-    evaluate,
-    founding_example_similarity,
-    keyword_rule_scores,
-    leave_one_event_type_out,
-    select_threshold,
-)
-from classifiers.keywords import KeywordLexicon
+from classifiers.evaluate import EvalReport, evaluate, select_threshold
+from classifiers.keywords import KeywordLexicon, normalise_text
 from classifiers.pipeline import CANDIDATES
 from classifiers.train import fit_pipeline, out_of_fold_scores
 
+#: The story that started the project, in our own words: what a match looks like.
+FOUNDING_EXAMPLE = (
+    "Russia is buying millions of rockets and artillery shells from North Korea, US officials "
+    "say, a sign that sanctions and battlefield losses have left Moscow short of ammunition for "
+    "its war in Ukraine. Kim Jong Un and Vladimir Putin exchanged letters pledging to widen "
+    "comprehensive and constructive relations, and analysts warn of a Northern Triangle of "
+    "Pyongyang, Moscow and Beijing against Washington and Seoul."
+)
 
+
+# -- baselines ------------------------------------------------------------------------------
+def keyword_rule_scores(texts: Sequence[str], lexicon: KeywordLexicon) -> np.ndarray:
+    """1.0 when a DPRK alias AND a Russia alias appear (after exclusions), else 0.0."""
+    return np.asarray([1.0 if lexicon.find(t).both else 0.0 for t in texts])
+
+
+def founding_example_similarity(train_texts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+    """TF-IDF cosine similarity of each text to ``FOUNDING_EXAMPLE`` (vocabulary from train)."""
+    vectoriser = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
+    vectoriser.fit([normalise_text(t) for t in train_texts] + [FOUNDING_EXAMPLE])
+    anchor = vectoriser.transform([FOUNDING_EXAMPLE])
+    matrix = vectoriser.transform([normalise_text(t) for t in texts])
+    return np.asarray((matrix @ anchor.T).toarray()).ravel()
+
+
+# -- generalisation check -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class HeldOutRecall:
+    event_type: str
+    n: int
+    recall: float
+
+
+def _held_out_recall(examples: Sequence[Example], event_type: str, kind: str,
+                     threshold: float, lexicon: dict[str, Any] | None,
+                     seed: int) -> HeldOutRecall:
+    def is_held(e: Example) -> bool:
+        return e.label == 1 and (e.event_type or "unknown") == event_type
+
+    held = [e for e in examples if is_held(e)]
+    pipe = fit_pipeline([e for e in examples if not is_held(e)], kind, lexicon=lexicon,
+                        seed=seed)
+    scores = pipe.predict_proba([e.text for e in held])[:, 1]
+    return HeldOutRecall(event_type, len(held), float(np.mean(scores >= threshold)))
+
+
+def leave_one_event_type_out(examples: Sequence[Example], kind: str = "logreg", *,
+                             threshold: float = 0.5, lexicon: dict[str, Any] | None = None,
+                             seed: int = 0, min_count: int = 5,
+                             n_jobs: int | None = None) -> list[HeldOutRecall]:
+    """Recall on each positive event type when the model never saw that type.
+
+    Pass training-split examples only. A type the model recovers only when it has
+    seen it is being memorised, not understood; low numbers here predict misses on
+    kinds of cooperation the training set does not cover (new events, new wording).
+    """
+    from joblib import Parallel, delayed
+
+    counts: dict[str, int] = {}
+    for e in examples:
+        if e.label == 1:
+            counts[e.event_type or "unknown"] = counts.get(e.event_type or "unknown", 0) + 1
+    types = sorted(t for t, n in counts.items() if n >= min_count)
+    return list(Parallel(n_jobs=n_jobs)(
+        delayed(_held_out_recall)(examples, t, kind, threshold, lexicon, seed) for t in types))
+
+
+# -- the report ----------------------------------------------------------------------------
 @dataclass
 class Row:
     name: str
@@ -191,7 +257,3 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kind = "FP" if e.label == 0 else "FN"
                 print(f"- {kind} {s:.2f} [{e.event_type}] {e.text[:220]}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
