@@ -118,15 +118,20 @@ class FeedServer:
         etag: str | None = None,
         last_modified: str | None = None,
         headers: dict[str, str] | None = None,
+        delay_seconds: float = 0.0,
     ) -> str:
-        """Serve ``body``; 304 when the client's validators match ``etag``/``last_modified``."""
+        """Serve ``body``; 304 when the client's validators match ``etag``/``last_modified``.
+
+        ``delay_seconds`` holds every answer that long (a request already being held
+        keeps its delay when the route is replaced)."""
         hdrs = [("Content-Type", content_type), *(headers or {}).items()]
         if etag is not None:
             hdrs.append(("ETag", etag))
         if last_modified is not None:
             hdrs.append(("Last-Modified", last_modified))
         return self._add(
-            path, _Route(headers=hdrs, chunks=[body], etag=etag, last_modified=last_modified)
+            path, _Route(headers=hdrs, chunks=[body], etag=etag, last_modified=last_modified,
+                         delay_before=delay_seconds)
         )
 
     def add_status(
@@ -350,3 +355,7 @@ class TimedServer(FeedServer):
     def _record(self, request: RecordedRequest) -> _Route | None:
         self.arrivals.append((time.monotonic(), request.path))
         return super()._record(request)
+
+    def arrival_times(self, path: str) -> list[float]:
+        """Monotonic arrival times of the requests for ``path`` (query strings ignored)."""
+        return [t for t, p in list(self.arrivals) if p == path or urlsplit(p).path == path]
