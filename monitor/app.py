@@ -14,6 +14,7 @@ import gc
 import logging
 import signal
 from collections import Counter
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,28 +22,25 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from monitor import store as store_backend
 from monitor.alerts.base import Deliverer
 from monitor.alerts.console import ConsoleDeliverer
-from monitor.alerts.health import DestinationHealth
 from monitor.alerts.notices import Notifier
 from monitor.alerts.outbox import drain_outbox
-from monitor.cadence import CadencePolicy
+from monitor.alerts.sinks import Sinks
 from monitor.classify import ArticleClassifier
 from monitor.classify_pool import ClassifierPool
 from monitor.countries import load_country_terms, load_prefilter_terms
 from monitor.decide import AlertRules
-from monitor.errors import StoreError
-from monitor.fetch import FetchLimits, build_client
-from monitor.lifecycle import LifecyclePolicy
+from monitor.errors import DeliveryError, StoreError
+from monitor.feeds import CadencePolicy, FeedStates, LifecyclePolicy
+from monitor.http import FetchLimits, HostLimiter, build_client
 from monitor.models import Feed
 from monitor.parse_pool import ParserPool
 from monitor.pipeline import FeedReport, PipelineDeps, run_feed
-from monitor.politeness import HostLimiter
 from monitor.schedule import TaskTracker, build_scheduler
 from monitor.settings import Settings
-from monitor.statecache import FeedStates
 from monitor.store.base import Store
-from monitor.store.sqlite import SqliteStore
 from monitor.storehealth import StoreHealth
 
 if TYPE_CHECKING:
@@ -103,14 +101,13 @@ def fetch_limits(settings: Settings) -> FetchLimits:
     )
 
 
-def open_store(settings: Settings, *, check_writable: bool = True) -> SqliteStore:
+def open_store(settings: Settings, *, check_writable: bool = True) -> Store:
     """Open, migrate and prove a write commits: a daemon that cannot store would poll
     blind (alerts never queued, every item fetched again), so it refuses to start.
     Commands that only read skip the write check."""
-    store = SqliteStore(settings.storage.sqlite_path,
-                        busy_timeout=settings.storage.busy_timeout_seconds)
+    store = store_backend.open_store(settings.storage.database_url,
+                                     busy_timeout=settings.storage.busy_timeout_seconds)
     try:
-        store.migrate()
         if check_writable:
             store.check_writable()
     except StoreError:
@@ -132,27 +129,52 @@ def lifecycle_policy(settings: Settings) -> LifecyclePolicy:
     )
 
 
+def alert_rules(settings: Settings) -> AlertRules:
+    return AlertRules(
+        destination=settings.alert_destination,
+        max_article_age_hours=settings.alerts.max_article_age_hours,
+        snippet_chars=settings.alerts.snippet_chars,
+    )
+
+
 def build_notifier(settings: Settings) -> Notifier:
     slack = settings.slack
     token = slack.bot_token.get_secret_value() if slack.bot_token else None
     return Notifier(token=token, channel=slack.ops_channel, base_url=slack.api_url)
 
 
-def build_deliverer(settings: Settings) -> Deliverer:
+def _slack_sink(settings: Settings) -> Deliverer:
+    from monitor.alerts.slack import SlackDeliverer
+
     slack = settings.slack
-    if slack.mode == "slack":
-        from monitor.alerts.slack import SlackDeliverer
+    assert slack.bot_token is not None and slack.channel is not None
+    return SlackDeliverer(slack.bot_token.get_secret_value(), slack.channel,
+                          base_url=slack.api_url, buttons=slack.app_token is not None)
 
-        assert slack.bot_token is not None and slack.channel is not None
-        return SlackDeliverer(
-            slack.bot_token.get_secret_value(), slack.channel, base_url=slack.api_url
-        )
-    if slack.mode == "webhook":
-        from monitor.alerts.webhook import WebhookDeliverer
 
-        assert slack.webhook_url is not None
-        return WebhookDeliverer(slack.webhook_url.get_secret_value())
+def _webhook_sink(settings: Settings) -> Deliverer:
+    from monitor.alerts.webhook import WebhookDeliverer
+
+    assert settings.slack.webhook_url is not None
+    return WebhookDeliverer(settings.slack.webhook_url.get_secret_value())
+
+
+def _console_sink(settings: Settings) -> Deliverer:
     return ConsoleDeliverer()
+
+
+SINK_BUILDERS: dict[str, Callable[[Settings], Deliverer]] = {
+    "slack": _slack_sink,
+    "webhook": _webhook_sink,
+    "console": _console_sink,
+}
+"""How each kind of destination is built from the settings: a new kind is one entry."""
+
+
+def build_deliverers(settings: Settings) -> dict[str, Deliverer]:
+    """The registry the drainer routes by: destination → deliverer. Each deliverer keeps
+    (and redacts) its own secrets."""
+    return {settings.alert_destination: SINK_BUILDERS[settings.sink](settings)}
 
 
 @dataclass
@@ -161,12 +183,11 @@ class Monitor:
 
     settings: Settings
     store: Store
-    deliverer: Deliverer
+    sinks: Sinks
     deps: PipelineDeps
     semaphore: asyncio.Semaphore
     notifier: Notifier
     store_health: StoreHealth
-    destination_health: DestinationHealth
     totals: Counter[str] = field(default_factory=Counter)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set by a graceful stop: no new poll starts and the drain sends no new alert."""
@@ -202,14 +223,13 @@ class Monitor:
         try:
             result = await drain_outbox(
                 self.store,
-                self.deliverer,
+                self.sinks,
                 now=utc_now,
                 batch_size=a.batch_size,
                 lease_seconds=a.lease_seconds,
                 base_backoff=a.base_backoff_seconds,
                 max_backoff=a.max_backoff_seconds,
                 logger=logging.getLogger("monitor.outbox"),
-                health=self.destination_health,
                 should_stop=self.stopping.is_set,
             )
         except StoreError as exc:
@@ -218,17 +238,44 @@ class Monitor:
             return None
         return result
 
+    async def post_digest(self) -> bool:
+        """The scheduled daily digest, to the main destination (once per local day)."""
+        from monitor.digest import build_digest, post_digest
+
+        d = self.settings.digest
+        destination = self.settings.alert_destination
+        try:
+            digest = await asyncio.to_thread(build_digest, self.store, now=utc_now(),
+                                             timezone=d.timezone, hours=d.hours,
+                                             max_stories=d.max_stories)
+            return await post_digest(self.store, self.sinks.deliverer(destination), digest,
+                                     destination=destination, now=utc_now())
+        except StoreError as exc:
+            await self._notify(self.store_health.failed(exc, "digest"))
+            return False
+
     async def _notify(self, notice: str | None) -> None:
         if notice:
             await self.notifier.notify(notice)
 
 
 def _build_enricher(settings: Settings, limits: FetchLimits, stack: AsyncExitStack) -> object:
-    """One enricher for the whole daemon, on its own guarded client (see monitor.netguard)."""
+    """One enricher for the whole daemon, on its own guarded client (see monitor.netguard).
+
+    Pages get the size and time limits of ``[fetch]`` and the feeds' User-Agent;
+    their pool size and redirect limit are fulltext's own.
+    """
     from monitor import fulltext
 
     ft = settings.fulltext
-    page_limits = dataclasses.replace(fulltext.DEFAULT_LIMITS, user_agent=limits.user_agent)
+    page_limits = dataclasses.replace(
+        fulltext.DEFAULT_LIMITS,
+        connect_timeout=settings.fetch.connect_timeout,
+        read_timeout=settings.fetch.read_timeout,
+        total_timeout=settings.fetch.total_timeout,
+        max_bytes=settings.fetch.max_bytes,
+        user_agent=limits.user_agent,
+    )
     client = fulltext.build_fulltext_client(page_limits, allow=ft.allow_hosts)
     stack.push_async_callback(client.aclose)
     return fulltext.FullTextEnricher(
@@ -248,10 +295,12 @@ async def _build_stories(settings: Settings, store: Store, rules: AlertRules) ->
     from monitor.stories.stage import StoryStage
 
     engine = StorySettings(**settings.stories.engine_overrides())
+    fraction = settings.stories.min_score_fraction
     stage = StoryStage(StoryIndex(engine, load_names(settings.keywords_file)), rules=rules,
-                       now=utc_now)
+                       now=utc_now, min_score_fraction=fraction)
     since = utc_now() - timedelta(hours=engine.window_hours)
-    members = await asyncio.to_thread(store.story_members_since, since)
+    members = await asyncio.to_thread(store.story_members_since, since,
+                                      min_score_fraction=fraction)
     restored = await asyncio.to_thread(stage.restore, members)
     log.info("stories: %d recent article(s) restored into the story index (window %g h)",
              restored, engine.window_hours)
@@ -269,13 +318,13 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     limits = fetch_limits(settings)
     client = build_client(limits)
     stack.push_async_callback(client.aclose)
-    deliverer = build_deliverer(settings)
-    stack.push_async_callback(deliverer.aclose)
-    rules = AlertRules(
-        destination=settings.alert_destination,
-        max_article_age_hours=settings.alerts.max_article_age_hours,
-        snippet_chars=settings.alerts.snippet_chars,
-    )
+    sinks = Sinks.build(build_deliverers(settings), logger=logging.getLogger("monitor.outbox"),
+                        probe_base=settings.alerts.base_backoff_seconds,
+                        probe_cap=settings.alerts.max_backoff_seconds,
+                        pace_per_second=settings.alerts.pace_per_second,
+                        pace_burst=settings.alerts.pace_burst)
+    stack.push_async_callback(sinks.aclose)
+    rules = alert_rules(settings)
     classify = classifier.classify_in_thread
     if settings.classifier.workers > 0:
         pool = await stack.enter_async_context(ClassifierPool(
@@ -298,7 +347,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         classify=classify,
         fetch_limits=limits,
         rules=rules,
-        max_items=settings.fetch.max_items,
+        max_items=settings.parse.max_items,
         now=utc_now,
         parse=parser.parse,
         lifecycle=lifecycle_policy(settings),
@@ -316,16 +365,13 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     log.info(
         "monitor ready: %d feeds, model %s (threshold %.2f), store %s, alerts to %s",
         len(settings.feeds), classifier.version, classifier.threshold,
-        settings.storage.sqlite_path, deliverer.name,
+        settings.storage.database_url, ", ".join(sinks.destinations),
     )
     return Monitor(
-        settings, store, deliverer, deps,
+        settings, store, sinks, deps,
         asyncio.Semaphore(settings.schedule.max_concurrent_feeds),
         build_notifier(settings),
         StoreHealth(store.reopen, logger=logging.getLogger("monitor.store")),
-        DestinationHealth(deliverer.name, logger=logging.getLogger("monitor.outbox"),
-                          probe_base=settings.alerts.base_backoff_seconds,
-                          probe_cap=settings.alerts.max_backoff_seconds),
     )
 
 
@@ -379,6 +425,7 @@ async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> 
     try:
         async with AsyncExitStack() as stack:
             monitor = await _build(settings, stack)
+            await _start_buttons(settings, monitor.store, stack)
             states = await asyncio.to_thread(monitor.store.all_feed_states)
             scheduler = build_scheduler(
                 feeds_from(settings),
@@ -391,6 +438,16 @@ async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> 
                 tracker=tracker,
                 first_runs={s.name: s.next_poll_at for s in states if s.next_poll_at},
             )
+            if settings.digest.enabled:
+                from apscheduler.triggers.cron import CronTrigger
+
+                scheduler.add_job(
+                    tracker.wrap(monitor.post_digest),
+                    CronTrigger.from_crontab(settings.digest.cron,
+                                             timezone=settings.digest.timezone),
+                    id="digest", name="daily digest", max_instances=1, coalesce=True,
+                    misfire_grace_time=3600)
+            await check_sinks(monitor.sinks)
             scheduler.start()
             log.info("scheduler started; press Ctrl+C (or send SIGTERM) to stop")
             await stop.wait()
@@ -398,6 +455,43 @@ async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> 
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+async def check_sinks(sinks: Sinks) -> bool:
+    """At start-up, prove each destination that can be checked works (token, channel,
+    membership) and say what to fix if not. The daemon runs on either way: alerts wait
+    in the outbox, nothing is lost, and the fix takes effect without a restart."""
+    ok = True
+    for destination, deliverer in sinks.items():
+        check = getattr(deliverer, "check", None)
+        if check is None:
+            continue
+        try:
+            for line in await check():
+                log.info("%s: %s", destination, line)
+        except DeliveryError as exc:
+            ok = False
+            log.error("%s is not usable yet: %s; alerts wait in the outbox until this is "
+                      "fixed (`python -m monitor slack-test` checks again)", destination, exc)
+    return ok
+
+
+async def _start_buttons(settings: Settings, store: Store, stack: AsyncExitStack) -> None:
+    """The analysts' buttons, when SLACK_APP_TOKEN is set: only the daemon listens (``once``
+    exits before anyone could press); closed before the store it writes to."""
+    slack = settings.slack
+    if slack.app_token is None or slack.bot_token is None:
+        return
+    if settings.sink != "slack":
+        log.warning("SLACK_APP_TOKEN is set but alerts go to %s, which has no buttons; the "
+                    "buttons need SLACK_BOT_TOKEN and SLACK_CHANNEL", settings.sink)
+        return
+    from monitor.interact import ButtonListener
+
+    listener = ButtonListener(app_token=slack.app_token.get_secret_value(),
+                              bot_token=slack.bot_token.get_secret_value(), store=store,
+                              now=utc_now, base_url=slack.api_url)
+    await stack.enter_async_context(listener)
 
 
 async def _stop_gracefully(monitor: Monitor, scheduler: AsyncIOScheduler,

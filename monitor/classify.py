@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import classifiers
 from classifiers.errors import ClassifierError
@@ -29,10 +28,14 @@ UNSCORED_REASON = "names neither North Korea nor Russia: not scored"
 
 
 class ArticleClassifier:
-    """Scores articles with a loaded model and an (optionally overridden) threshold."""
+    """Scores articles with a loaded model and an (optionally overridden) threshold.
+
+    The model is any ``classifiers.Scorer``: the daemon relies on nothing else, so a
+    different kind of model only has to pass tests/test_classifier_contract.py.
+    """
 
     def __init__(
-        self, model: Any, *, threshold: float | None = None,
+        self, model: classifiers.Scorer, *, threshold: float | None = None,
         prefilter: Prefilter | None = None,
     ) -> None:
         self.model = model

@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from monitor.errors import ClassifyError, MonitorError, SettingsError, StoreError
+from classifiers.text import article_text
+from monitor.errors import ClassifyError, DeliveryError, MonitorError, SettingsError, StoreError
 from monitor.logs import configure_logging
 from monitor.opml import OpmlError
 from monitor.settings import Settings, load_settings
@@ -95,6 +96,19 @@ def _parser() -> argparse.ArgumentParser:
     stories.add_argument("--limit", type=int, default=50)
     stories.add_argument("--all", action="store_true",
                          help="also stories with one report and no alert")
+
+    digest = sub.add_parser("digest", parents=[common],
+                            help="show the daily digest now (--post: also send it)")
+    digest.add_argument("--post", action="store_true",
+                        help="send it to the alert destination (once per day, as the job does)")
+
+    sub.add_parser("slack-test", parents=[common],
+                   help="check the Slack token and channel and post a test message")
+
+    mutes = sub.add_parser("mutes", parents=[common],
+                           help="outlets and stories muted from Slack; lift a mute")
+    mutes.add_argument("action", nargs="?", default="list", choices=["list", "remove"])
+    mutes.add_argument("mute_id", nargs="?", type=int, metavar="ID", help="the mute to remove")
 
     outbox = sub.add_parser("outbox", parents=[common], help="alert outbox status / requeue")
     outbox.add_argument("action", nargs="?", default="status", choices=["status", "requeue-failed"])
@@ -191,7 +205,7 @@ def _open_input(path: str | None) -> tuple[IO[str], str]:
 def _text(item: dict[str, Any]) -> str:
     title = str(item.get("title") or "").strip()
     summary = str(item.get("summary") or "").strip()
-    return f"{title}. {summary}" if summary else title
+    return article_text(title, summary)
 
 
 def _load_classifier(settings: Settings, model: str | None, threshold: float | None):
@@ -328,11 +342,56 @@ def cmd_label(settings: Settings, args: argparse.Namespace) -> int:
                   "(see `articles` for ids)", file=sys.stderr)
             return EXIT_FAILURE
         value = 1 if args.verdict == "relevant" else 0
-        store.add_label(args.article_id, value, source="cli", at=datetime.now(UTC))
+        store.add_label(args.article_id, value, source="cli", at=datetime.now(UTC),
+                        user_id=_os_user())
     finally:
         store.close()
     article, _ = found
     print(f"labelled {args.article_id} as {args.verdict}: {article.title}")
+    return EXIT_OK
+
+
+def _os_user() -> str | None:
+    """Who ran ``label`` (kept with the label, as a Slack user id is for a button press)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no login name (some containers)
+        return None
+
+
+def cmd_mutes(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.app import open_store
+
+    now = datetime.now(UTC)
+    if args.action == "remove":
+        if args.mute_id is None:
+            raise InputError("mutes remove needs the ID shown by `mutes list`")
+        store = open_store(settings)
+        try:
+            removed = store.remove_mute(args.mute_id, at=now)
+        finally:
+            store.close()
+        if not removed:
+            print(f"error: no active or expired mute with id {args.mute_id} "
+                  "(see `mutes list`)", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"mute {args.mute_id} removed: alerts for it are sent again")
+        return EXIT_OK
+    store = open_store(settings, check_writable=False)
+    try:
+        found = store.list_mutes()
+    finally:
+        store.close()
+    if not found:
+        print("no mutes (analysts mute an outlet or a story with the buttons on a Slack alert)")
+        return EXIT_OK
+    print(f"{'id':>4}  {'kind':<6}  {'status':<7}  {'by':<12}  {'expires (UTC)':<16}  value")
+    for mute in found:
+        status = mute.status(now)
+        print(f"{mute.id:>4}  {mute.kind:<6}  {status:<7}  {mute.created_by[:12]:<12}  "
+              f"{mute.expires_at.astimezone(UTC):%Y-%m-%d %H:%M}  {mute.value[:80]}")
     return EXIT_OK
 
 
@@ -417,11 +476,11 @@ def cmd_articles(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         store.close()
     for row in rows:
-        score = f"{row['score']:.2f}" if row["score"] is not None else "  - "
-        mark = "MATCH" if row["match"] else "     "
-        story = row["story_id"] or "-"
-        print(f"{row['id']}  {score} {mark}  story {story[:14]}  [{row['source']}] "
-              f"{row['title'][:100]}")
+        score = f"{row.score:.2f}" if row.score is not None else "  - "
+        mark = "MATCH" if row.match else "     "
+        story = row.story_id or "-"
+        print(f"{row.article_id}  {score} {mark}  story {story[:14]}  [{row.source}] "
+              f"{row.title[:100]}")
     return EXIT_OK
 
 
@@ -465,13 +524,74 @@ def _describe_duration(value: timedelta) -> str:
 def cmd_outbox(settings: Settings, args: argparse.Namespace) -> int:
     from monitor.app import open_store
 
-    store = open_store(settings)
+    store = open_store(settings, check_writable=args.action == "requeue-failed")
     try:
         if args.action == "requeue-failed":
             print(f"requeued {store.requeue_failed_alerts(now=datetime.now(UTC))} parked alert(s)")
         print(" ".join(f"{k}={v}" for k, v in store.outbox_counts().items()))
+        groups = store.outbox_causes()
     finally:
         store.close()
+    for group in groups:
+        next_try = (f", next attempt {group.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
+                    if group.status == "pending" and group.next_attempt_at else "")
+        print(f"  {group.status:<9} {group.count:>5} alert(s), up to {group.max_attempts} "
+              f"attempt(s){next_try}: {group.cause}")
+    return EXIT_OK
+
+
+def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.app import build_deliverers, open_store
+    from monitor.digest import build_digest, digest_console, post_digest
+
+    store = open_store(settings, check_writable=args.post)
+    try:
+        d = settings.digest
+        now = datetime.now(UTC)
+        digest = build_digest(store, now=now, timezone=d.timezone, hours=d.hours,
+                              max_stories=d.max_stories)
+        if not args.post:
+            print(digest_console(digest))
+            return EXIT_OK
+        destination = settings.alert_destination
+        deliverer = build_deliverers(settings)[destination]
+
+        async def send() -> bool:
+            try:
+                return await post_digest(store, deliverer, digest, destination=destination,
+                                         now=now)
+            finally:
+                await deliverer.aclose()
+
+        posted = asyncio.run(send())
+        print(f"digest {digest.digest_id}: " + ("posted" if posted else
+                                                 "not posted (already sent today, or failed)"))
+        return EXIT_OK if posted else EXIT_FAILURE
+    finally:
+        store.close()
+
+
+def cmd_slack_test(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.app import build_deliverers
+
+    if settings.sink != "slack":
+        print("error: Slack is not configured: set SLACK_BOT_TOKEN and SLACK_CHANNEL "
+              "(see README, Slack setup)", file=sys.stderr)
+        return EXIT_CONFIG
+    [deliverer] = build_deliverers(settings).values()
+
+    async def check() -> list[str]:
+        try:
+            return await deliverer.check(post_test_message=True)  # type: ignore[attr-defined]
+        finally:
+            await deliverer.aclose()
+
+    try:
+        for line in asyncio.run(check()):
+            print(f"ok: {line}")
+    except DeliveryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -486,5 +606,8 @@ COMMANDS = {
     "feeds": cmd_feeds,
     "articles": cmd_articles,
     "stories": cmd_stories,
+    "slack-test": cmd_slack_test,
+    "digest": cmd_digest,
     "outbox": cmd_outbox,
+    "mutes": cmd_mutes,
 }

@@ -16,9 +16,11 @@ from monitor.models import Alert, Article, Verdict
 
 @dataclass(frozen=True, slots=True)
 class AlertRules:
+    """From ``[alerts]`` (monitor.settings, where the defaults are written)."""
+
     destination: str
-    max_article_age_hours: float = 72.0   # 0 disables the age rule
-    snippet_chars: int = 300
+    max_article_age_hours: float   # 0 disables the age rule
+    snippet_chars: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,4 +23,20 @@ def configure_logging(level: str = "INFO") -> None:
     for noisy in ("httpx", "httpcore", "slack_sdk", "apscheduler.executors", "urllib3",
                   "trafilatura", "htmldate", "courlan"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    scheduler_log.setLevel(logging.WARNING)
+    if not any(isinstance(f, _SkippedRunFilter) for f in scheduler_log.filters):
+        scheduler_log.addFilter(_SkippedRunFilter())
+
+
+class _SkippedRunFilter(logging.Filter):
+    """Drop APScheduler's "skipped: maximum number of running instances reached".
+
+    A drain or poll that outlives its interval (Slack slow, a write lock) makes the
+    next trigger skip; that is the intended ``max_instances=1`` behaviour, feeds are
+    re-armed when their poll returns, and the fault itself is already logged once.
+    Repeating it every second hid the one line that mattered.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from classifiers.text import article_text
+
 
 @dataclass(frozen=True, slots=True)
 class Feed:
@@ -24,6 +26,11 @@ class Feed:
     """Bounds of this feed's adaptive interval; None takes the schedule's."""
     enabled: bool = True
     tags: tuple[str, ...] = ()
+
+
+MAX_ARRIVALS = 2_000
+"""New-item times kept per feed: a week of a very busy feed, which is all the adaptive
+interval looks at; keeps the stored row small."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +132,7 @@ class Article:
     @property
     def text(self) -> str:
         """The text the classifier sees: headline and description."""
-        return f"{self.title}. {self.summary}".strip() if self.summary else self.title
+        return article_text(self.title, self.summary)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +219,28 @@ class StoryFacts:
     first_seen_at: datetime
     last_seen_at: datetime
     sources: tuple[str, ...] = ()
+    marks: tuple[FeedbackMark, ...] = ()
+    """Analysts' button presses the parent shows (latest label, active mutes): an edit
+    rewrites the whole message, so a growing story must not wipe "marked relevant by"."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackMark:
+    """One line under a parent alert saying what an analyst did with its buttons.
+
+    Built from the store (the latest label, the active mutes that cover the story or
+    its outlet), so the button handler and the story refresh show the same thing.
+    """
+
+    action: str
+    """"relevant", "not_relevant", "mute_outlet" or "mute_story"."""
+    user_id: str | None
+    """The Slack user id (``U…``); None for a label given on the command line."""
+    at: datetime
+    until: datetime | None = None
+    """For a mute: when it expires."""
+    subject: str = ""
+    """For an outlet mute: the outlet's name."""
 
 
 @dataclass(frozen=True, slots=True)

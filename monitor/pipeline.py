@@ -20,17 +20,24 @@ from datetime import datetime
 
 import httpx
 
-from monitor.decide import AlertRules, decide
+from monitor.decide import AlertRules, Decision, decide
 from monitor.dedupe import dedupe_batch
 from monitor.errors import FetchError, MonitorError, StoreError
-from monitor.fetch import FetchLimits, fetch_feed
-from monitor.lifecycle import LifecyclePolicy, PollOutcome, after_poll, effective_url
+from monitor.feeds import (
+    FeedStates,
+    LifecyclePolicy,
+    PollOutcome,
+    after_poll,
+    counted_failure,
+    counted_success,
+    effective_url,
+    with_lifecycle,
+)
+from monitor.fetch import fetch_feed
+from monitor.http import FetchLimits, HostLimiter, HostPausedError
 from monitor.models import Article, Feed, FeedState, FetchResult, ParsedFeed, StoryLink, Verdict
 from monitor.normalise import normalise_entries
-from monitor.politeness import HostLimiter, HostPausedError
-from monitor.statecache import FeedStates
 from monitor.store.base import Store
-from monitor.transitions import counted_failure, counted_success, with_lifecycle
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -52,7 +59,7 @@ class PipelineDeps:
     now: Callable[[], datetime]
     parse: ParseFn
     """Runs feedparser off the event loop (a worker process or thread)."""
-    lifecycle: LifecyclePolicy = dataclasses.field(default_factory=LifecyclePolicy)
+    lifecycle: LifecyclePolicy
     rng: random.Random = dataclasses.field(default_factory=random.Random)
     enrich: EnrichFn | None = None
     """Optional full-text step between dedupe and classify."""
@@ -110,6 +117,7 @@ def _record_batch(
     transaction; returns (new, alerts)."""
     decisions = [decide(article, verdict, rules, now=now) for article, verdict in pairs]
     stories: list[StoryLink | None] = list(links) if links is not None else [None] * len(pairs)
+    muted = _apply_mutes(store, pairs, decisions, stories, now)
     inserted = store.record_articles(
         [(article, verdict, decision.alert, story)
          for (article, verdict), decision, story in zip(pairs, decisions, stories, strict=True)])
@@ -120,9 +128,45 @@ def _record_batch(
         new += 1
         if decision.alert is not None:
             alerts += 1
-        elif verdict.match:
+        elif verdict.match or article.id in muted:
             log.info("no alert for %s (%s): %s", article.id, article.source, decision.reason)
     return new, alerts
+
+
+def _apply_mutes(
+    store: Store, pairs: list[tuple[Article, Verdict]], decisions: list[Decision],
+    stories: list[StoryLink | None], now: datetime,
+) -> set[str]:
+    """Drop the alerts (parents, replies and "also reported by" echoes) that an analyst's
+    mute covers, in place; returns the ids of the muted articles.
+
+    Here rather than in the store: this is alerting policy with a stated reason, like
+    ``decide``, so the reason is logged and the poll's alert count stays true; the
+    articles and verdicts are still recorded. The mutes are read once per poll, and
+    only when something would alert.
+    """
+    if not any(d.alert is not None for d in decisions) and not any(
+            s is not None and s.echo is not None for s in stories):
+        return set()
+    mutes = store.active_mutes(now)
+    if not mutes:
+        return set()
+    muted: set[str] = set()
+    for i, (article, _verdict) in enumerate(pairs):
+        story = stories[i]
+        story_id = story.story_id if story is not None else ""
+        mute = next((m for m in mutes if m.applies_to(source=article.source, story_id=story_id)),
+                    None)
+        if mute is None:
+            continue
+        muted.add(article.id)
+        what = f"outlet {article.source!r}" if mute.kind == "outlet" else "its story"
+        decisions[i] = Decision(None, f"{what} muted by {mute.created_by} until "
+                                      f"{mute.expires_at:%Y-%m-%d %H:%M} UTC (mute {mute.id}); "
+                                      "stored without alert")
+        if story is not None and story.echo is not None:
+            stories[i] = dataclasses.replace(story, echo=None)
+    return muted
 
 
 async def _polite_fetch(target: Feed, state: FeedState | None, deps: PipelineDeps) -> FetchResult:
@@ -184,6 +228,9 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     fresh = await asyncio.to_thread(deps.store.filter_unseen, articles)
     if deps.enrich is not None and fresh:
         fresh = await deps.enrich(fresh)
+    # Oldest first: the first matching report of a story becomes its Slack parent, and a
+    # feed lists its newest item first.
+    fresh.sort(key=lambda a: a.published_at)
     verdicts = await deps.classify(fresh)
     progress.matches = sum(v.match for v in verdicts)
     links = deps.stories(fresh, verdicts) if deps.stories is not None and fresh else None
@@ -290,7 +337,7 @@ async def _record_outcome(
     """Count the poll, decide the feed's life cycle and save both in one store write.
 
     ``state`` is the one the poll started from; the new state is computed in memory
-    (``monitor.transitions``), so a 304 costs one transaction and one thread hop.
+    (``monitor.feeds.transitions``), so a 304 costs one transaction and one thread hop.
     """
     now = deps.now()
     streak = ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +29,6 @@ from pydantic import (
 
 from monitor.alerts.base import redact
 from monitor.errors import SettingsError
-from monitor.politeness import build_user_agent
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_CONFIG = "MONITOR_CONFIG"
@@ -93,7 +93,6 @@ class FetchSettings(_Section):
     total_timeout: float = Field(default=60, gt=0, le=600)
     max_bytes: int = Field(default=5_000_000, ge=10_000, le=200_000_000)
     max_redirects: int = Field(default=5, ge=0, le=20)
-    max_items: int = Field(default=500, ge=1, le=10_000)
     contact_url: str = "https://github.com/news-monitor"
     """Where a publisher can reach whoever runs this daemon; goes into the User-Agent."""
     user_agent: str | None = None
@@ -125,6 +124,8 @@ class FetchSettings(_Section):
 
     @property
     def effective_user_agent(self) -> str:
+        from monitor.http import build_user_agent  # lazily: settings must load without httpx
+
         return self.user_agent or build_user_agent(self.contact_url)
 
 
@@ -157,9 +158,6 @@ class StorageSettings(_Section):
             )
         return value
 
-    @property
-    def sqlite_path(self) -> str:
-        return self.database_url.removeprefix("sqlite:///")
 
 
 class ClassifierSettings(_Section):
@@ -180,18 +178,26 @@ class ParseSettings(_Section):
     workers: int = Field(default=2, ge=1, le=64)
     timeout_seconds: float = Field(default=20, gt=0, le=600)
     memory_limit_mb: int = Field(default=512, ge=64, le=65_536)
+    max_items: int = Field(default=500, ge=1, le=10_000)
+    """Entries kept per feed document (the rest are dropped and reported)."""
     fast_path: bool = True
     """Read plain UTF-8 RSS 2.0/Atom 1.0 without feedparser (see monitor.fastparse)."""
 
 
 class AlertSettings(_Section):
-    batch_size: int = Field(default=50, ge=1, le=1_000)
+    batch_size: int = Field(default=20, ge=1, le=1_000)
+    """Alerts claimed at once; at the paced rate a batch must go out within half the lease."""
     lease_seconds: float = Field(default=120, ge=5, le=3_600)
     base_backoff_seconds: float = Field(default=2, ge=1, le=3_600)
     """First wait after the destination failed (then doubling, jittered)."""
     max_backoff_seconds: float = Field(default=60, ge=1, le=3_600)
     """Longest wait between checks while the destination is down: the longest an
     alert waits after it is back."""
+    pace_per_second: float = Field(default=1.0, gt=0, le=100)
+    """Steady posting rate per destination (Slack allows about one message per second
+    per channel); the console is never paced."""
+    pace_burst: int = Field(default=10, ge=1, le=1_000)
+    """Messages that may go at once before the steady rate applies."""
     snippet_chars: int = Field(default=300, ge=50, le=2_000)
     max_article_age_hours: float = Field(default=72, ge=0)
 
@@ -204,6 +210,9 @@ PASTED_SECRET = (
     "looks like a Slack token; put the token in SLACK_BOT_TOKEN and the channel ID in "
     "SLACK_CHANNEL"
 )
+
+
+_APP_TOKEN = re.compile(r"xapp-[A-Za-z0-9-]+")
 
 
 def _looks_like_slack_secret(value: str) -> bool:
@@ -236,6 +245,8 @@ class SlackSettings(_Section):
     api_url: str | None = None
     bot_token: SecretStr | None = None
     webhook_url: SecretStr | None = None
+    app_token: SecretStr | None = None
+    """App-level token (``xapp-``) for Socket Mode: the analysts' buttons (env only)."""
 
     @field_validator("channel", "ops_channel")
     @classmethod
@@ -289,6 +300,35 @@ class SlackSettings(_Section):
             )
         return SecretStr(value.get_secret_value().strip())
 
+    @field_validator("app_token")
+    @classmethod
+    def _check_app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """Only an app-level token opens a Socket Mode connection; the message never repeats
+        the value (a bot token pasted here is a secret too)."""
+        if value is None:
+            return None
+        token = value.get_secret_value().strip()
+        if token.startswith("xox"):
+            raise ValueError(
+                "holds a bot or user token (xox…), not an app-level token; SLACK_APP_TOKEN must "
+                "be the xapp-… token made under Basic Information → App-Level Tokens with the "
+                "connections:write scope (the value is not shown: it is a secret)")
+        if not _APP_TOKEN.fullmatch(token):
+            raise ValueError(
+                "is not an app-level token; SLACK_APP_TOKEN must be the xapp-… token as "
+                "Slack shows it under Basic Information → App-Level Tokens (the value is not "
+                "shown: it is a secret)")
+        return SecretStr(token)
+
+    @model_validator(mode="after")
+    def _app_token_needs_bot(self) -> SlackSettings:
+        """Button presses are answered by editing the message, which needs the bot token."""
+        if self.app_token and not self.bot_token:
+            raise ValueError(
+                "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not; the buttons need both "
+                "(the app token receives the presses, the bot token edits the alert)")
+        return self
+
     @model_validator(mode="after")
     def _token_needs_channel(self) -> SlackSettings:
         """A token without a channel used to mean console alerts, marked as sent: refuse it.
@@ -308,13 +348,6 @@ class SlackSettings(_Section):
             object.__setattr__(self, "api_url", self.api_url + "/")
         return self
 
-    @property
-    def mode(self) -> Literal["slack", "webhook", "console"]:
-        if self.bot_token and self.channel:
-            return "slack"
-        if self.webhook_url:
-            return "webhook"
-        return "console"
 
 
 class FullTextSettings(_Section):
@@ -342,11 +375,50 @@ class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class DigestSettings(_Section):
+    """The daily digest: the last day's stories by event type, plus a weekly line."""
+
+    enabled: bool = True
+    cron: str = "0 8 * * *"
+    """When, as a crontab line (minute hour day month weekday) in ``timezone``."""
+    timezone: str = "UTC"
+    hours: float = Field(default=24, gt=0, le=24 * 7)
+    """The period it covers, ending when it is posted."""
+    max_stories: int = Field(default=60, ge=1, le=500)
+
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a crontab line like '0 8 * * *': {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name like 'UTC' or "
+                             "'Asia/Seoul'") from None
+        return value
+
+
 class StoriesSettings(_Section):
     """Story threading (``monitor.stories``); unset thresholds keep the engine's tuned defaults."""
 
     enabled: bool = True
     """Off: every article is a story of its own (one top-level alert per matching article)."""
+    min_score_fraction: float = Field(default=0.5, ge=0, le=1)
+    """Articles enter the story index when they match or score at least this fraction of
+    the threshold (near misses may be edited copies of a match); the rest, most of every
+    feed, are stories of their own. 0 puts every article in the index (costlier)."""
     window_hours: float | None = Field(default=None, gt=0, le=24 * 14)
     duplicate_threshold: float | None = Field(default=None, gt=0, le=1)
     similar_threshold: float | None = Field(default=None, gt=0, le=1)
@@ -354,7 +426,7 @@ class StoriesSettings(_Section):
 
     def engine_overrides(self) -> dict[str, float]:
         return {key: value for key, value in self.model_dump().items()
-                if key != "enabled" and value is not None}
+                if key not in ("enabled", "min_score_fraction") and value is not None}
 
 
 class Settings(_Section):
@@ -367,9 +439,30 @@ class Settings(_Section):
     slack: SlackSettings = SlackSettings()
     fulltext: FullTextSettings = FullTextSettings()
     stories: StoriesSettings = StoriesSettings()
+    digest: DigestSettings = DigestSettings()
     logging: LoggingSettings = LoggingSettings()
     feeds: tuple[FeedSettings, ...] = ()
     config_path: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """``fetch.max_items`` limits parsing, so it lives in [parse]; the old key still works."""
+        if not isinstance(data, dict) or not isinstance(data.get("fetch"), dict):
+            return data
+        if "max_items" not in data["fetch"]:
+            return data
+        parse = data.get("parse", {})
+        if not isinstance(parse, dict):
+            return data  # validation reports the bad [parse]
+        if "max_items" in parse:
+            raise ValueError("fetch.max_items and parse.max_items are both set; keep only "
+                             "parse.max_items (fetch.max_items is its deprecated old name)")
+        fetch = dict(data["fetch"])
+        value = fetch.pop("max_items")
+        log.warning("fetch.max_items is deprecated; write it as parse.max_items "
+                    "(it limits the entries kept per parsed feed)")
+        return {**data, "fetch": fetch, "parse": {**parse, "max_items": value}}
 
     @field_validator("feeds")
     @classmethod
@@ -397,10 +490,20 @@ class Settings(_Section):
         return self
 
     @property
+    def sink(self) -> Literal["slack", "webhook", "console"]:
+        """The kind of destination alerts go to: Slack's Web API when a bot token and a
+        channel are set, else an incoming webhook, else the console."""
+        if self.slack.bot_token and self.slack.channel:
+            return "slack"
+        if self.slack.webhook_url:
+            return "webhook"
+        return "console"
+
+    @property
     def alert_destination(self) -> str:
         """Where alerts go, as stored on each alert row (never includes a secret)."""
-        mode = self.slack.mode
-        return f"slack:{self.slack.channel}" if mode == "slack" else mode
+        sink = self.sink
+        return f"slack:{self.slack.channel}" if sink == "slack" else sink
 
     @property
     def keywords_file(self) -> Path:
@@ -421,6 +524,7 @@ class Settings(_Section):
         data = self.model_dump(mode="json")
         data["slack"]["bot_token"] = "**********" if self.slack.bot_token else None
         data["slack"]["webhook_url"] = "**********" if self.slack.webhook_url else None
+        data["slack"]["app_token"] = "**********" if self.slack.app_token else None
         return data
 
 
@@ -440,7 +544,7 @@ def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, An
     slack = data.setdefault("slack", {})
     if not isinstance(slack, dict):
         return data  # let validation report the bad type
-    for key in ("bot_token", "webhook_url"):
+    for key in ("bot_token", "webhook_url", "app_token"):
         if key in slack:
             raise SettingsError(
                 f"[slack] {key} must not be written in the config file (secrets live only in "
@@ -451,6 +555,7 @@ def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, An
         "SLACK_CHANNEL": ("slack", "channel"),
         "SLACK_API_URL": ("slack", "api_url"),
         "SLACK_WEBHOOK_URL": ("slack", "webhook_url"),
+        "SLACK_APP_TOKEN": ("slack", "app_token"),
         "MONITOR_DATABASE_URL": ("storage", "database_url"),
         "MONITOR_LOG_LEVEL": ("logging", "level"),
         "MONITOR_MODEL_PATH": ("classifier", "model_path"),
@@ -535,7 +640,7 @@ def _warn_unused_channels(settings: Settings, env: Mapping[str, str]) -> None:
     deployment meant to post to Slack.
     """
     slack = settings.slack
-    if env.get("SLACK_CHANNEL", "").strip() and slack.mode == "console":
+    if env.get("SLACK_CHANNEL", "").strip() and settings.sink == "console":
         log.warning(
             "SLACK_CHANNEL is set but SLACK_BOT_TOKEN is not (nor SLACK_WEBHOOK_URL): alerts "
             "go to the console, not to %s; set SLACK_BOT_TOKEN, or unset SLACK_CHANNEL",

@@ -19,9 +19,10 @@ import pytest
 
 from monitor.alerts.base import Deliverer
 from monitor.alerts.console import ConsoleDeliverer
-from monitor.alerts.slack import SlackDeliverer, parse_retry_after
+from monitor.alerts.slack import SlackDeliverer
 from monitor.alerts.webhook import WebhookDeliverer
 from monitor.errors import DeliveryError
+from monitor.http import parse_retry_after
 from monitor.models import Alert
 from tests.support.fake_slack import WEBHOOK_SECRET, FakeSlack
 

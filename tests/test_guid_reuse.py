@@ -12,19 +12,17 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from monitor.classify import ArticleClassifier
-from monitor.decide import AlertRules
-from monitor.fetch import FetchLimits, build_client
+from monitor.http import FetchLimits, build_client
 from monitor.models import Article, Feed, ParsedFeed, Verdict
 from monitor.parse import parse_feed
 from monitor.pipeline import FeedReport, PipelineDeps, run_feed
 from monitor.store.sqlite import SqliteStore
+from tests.support.defaults import alert_rules, lifecycle
 from tests.support.feed_server import FeedServer
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -50,19 +48,6 @@ def rss(items: list[tuple[str, str, str]]) -> bytes:
             ).encode()
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "m.db")
-    s.migrate()
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def classifier() -> ArticleClassifier:
-    return ArticleClassifier.load(None)
-
-
 async def _parse_in_thread(feed_name: str, body: bytes, **kwargs: object) -> ParsedFeed:
     return await asyncio.to_thread(parse_feed, feed_name, body, **kwargs)  # type: ignore[arg-type]
 
@@ -74,7 +59,7 @@ def poll(feed: Feed, store: SqliteStore, classifier: ArticleClassifier, at: date
             deps = PipelineDeps(
                 client=client, store=store, classify=classifier.classify_in_thread,
                 fetch_limits=LIMITS, max_items=100, now=lambda: at, parse=_parse_in_thread,
-                rules=AlertRules(destination="console", max_article_age_hours=0),
+                rules=alert_rules(max_article_age_hours=0), lifecycle=lifecycle(),
                 rng=random.Random(1),
             )
             return await run_feed(feed, deps)
@@ -83,7 +68,7 @@ def poll(feed: Feed, store: SqliteStore, classifier: ArticleClassifier, at: date
 
 def stored(store: SqliteStore, feed: str) -> list[tuple[str, str]]:
     """(url, title) of every stored article of ``feed``, through the store's own reads."""
-    found = [store.get_article(row["id"]) for row in store.recent_articles(limit=100)]
+    found = [store.get_article(row.article_id) for row in store.recent_articles(limit=100)]
     return sorted((a.url, a.title) for a, _verdict in filter(None, found) if a.feed_name == feed)
 
 

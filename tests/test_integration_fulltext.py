@@ -43,7 +43,7 @@ allow_hosts = ["127.0.0.1"]
         assert server.hits("/story.html") == (1 if enabled else 0)
     store = SqliteStore(tmp_path / "state.db")
     rows = store.recent_articles(limit=10)
-    by_title = {row["title"]: row["id"] for row in rows}
+    by_title = {row.title: row.article_id for row in rows}
     enriched, _ = store.get_article(by_title["North Korea transport talks continue"])
     blocked, _ = store.get_article(by_title["North Korea statement on transport"])
     store.close()

@@ -13,7 +13,6 @@ import logging
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -59,14 +58,6 @@ def queue_published(store: SqliteStore, published: list[datetime], seen: datetim
 
 def posted_ids(slack: FakeSlack) -> list[str]:
     return [m.metadata["event_payload"]["alert_id"] for m in slack.messages if m.metadata]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "monitor.db")
-    s.migrate()
-    yield s
-    s.close()
 
 
 @pytest.fixture
@@ -137,23 +128,25 @@ async def test_backlog_waits_at_most_one_probe_interval_after_recovery(
     assert sorted(posted_ids(slack)) == [f"al-{i}" for i in range(1, 6)]
 
 
-async def test_rate_limit_pauses_without_growing_the_alerts_back_off(
+async def test_a_short_rate_limit_is_waited_out_in_order_without_growing_any_back_off(
     store: SqliteStore, deliverer: SlackDeliverer, slack: FakeSlack,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOG_NAME)
     t0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-    queue_published(store, [t0] * 3, seen=t0)
-    clock = Clock(t0 + timedelta(seconds=1))
+    queue_published(store, [t0 + timedelta(minutes=i) for i in range(4)], seen=t0)
+    clock = Clock(t0 + timedelta(hours=1))
     health = DestinationHealth("slack", logger=LOG)
-    for round_ in range(4):
-        slack.fail_next(error="ratelimited", retry_after=2)
-        started = clock()
-        await drain_outbox(store, deliverer, now=clock, logger=LOG, health=health)
-        assert not health.can_send(started + timedelta(seconds=1.9))
-        # the same 2 s wait every time: a 429 is not the alert's failure
-        assert health.can_send(started + timedelta(seconds=2)), f"round {round_}"
-        clock.advance(2)
+    slack.fail_next(2, error="ratelimited", retry_after=1)
     report = await drain_outbox(store, deliverer, now=clock, logger=LOG, health=health)
-    assert report.sent == 3 and sorted(posted_ids(slack)) == ["al-1", "al-2", "al-3"]
+    # one drain: the 429s were waited out and the same alert resent each time
+    assert (report.sent, report.retried, report.deferred) == (4, 0, 0)
+    assert posted_ids(slack) == ["al-1", "al-2", "al-3", "al-4"]
+    assert health.rate_limits == 2 and health.down_since is None
+    lines = [r for r in caplog.records if r.levelno >= logging.INFO
+             and "rate limiting" in r.getMessage()]
+    assert len(lines) == 1  # one line per storm, not per refusal
+    assert store.outbox_counts()["sent"] == 4
 
 
 async def test_stop_finishes_the_post_on_the_wire_and_hands_back_the_rest(

@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from monitor.classify import ArticleClassifier
-from monitor.decide import AlertRules
-from monitor.fetch import FetchLimits, build_client
-from monitor.lifecycle import FAILURE_FLAG_PREFIX, LifecyclePolicy, LifecycleUpdate
+from monitor.feeds import (
+    FAILURE_FLAG_PREFIX,
+    FeedStates,
+    LifecyclePolicy,
+    LifecycleUpdate,
+    counted_failure,
+    counted_success,
+    with_lifecycle,
+)
+from monitor.http import FetchLimits, build_client
 from monitor.models import Feed, FeedState, ParsedFeed
 from monitor.parse import parse_feed
 from monitor.pipeline import FeedReport, PipelineDeps, run_feed
-from monitor.statecache import FeedStates
 from monitor.store.sqlite import SqliteStore
-from monitor.transitions import counted_failure, counted_success, with_lifecycle
+from tests.support.defaults import alert_rules, lifecycle
 from tests.support.feed_server import FeedServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,33 +37,7 @@ DESK = (REPO / "tests" / "fixtures" / "integration" / "desk_rss.xml").read_bytes
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "m.db")
-    s.migrate()
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def classifier() -> ArticleClassifier:
-    return ArticleClassifier.load(None)
-
-
-# -- the transitions agree with the store's own SQL -------------------------------------------
-
-
-def _via_sql(store: SqliteStore, step: tuple[str, ...], at: datetime,
-             update: LifecycleUpdate, new_items: int) -> None:
-    kind, name, url = step[:3]
-    if kind == "ok":
-        store.record_fetch_success(name, url, etag=step[3], last_modified=None, at=at)
-    else:
-        store.record_fetch_failure(name, url, error=step[3], at=at)
-    store.update_feed_lifecycle(
-        name, new_items=new_items, at=at, next_poll_at=update.next_poll_at,
-        moved_to=update.moved_to, flagged=update.flagged, disabled=update.disabled,
-    )
+# -- the transitions, step by step, against a table of expected rows ---------------------------
 
 
 def _in_memory(store: SqliteStore, step: tuple[str, ...], at: datetime,
@@ -72,34 +51,47 @@ def _in_memory(store: SqliteStore, step: tuple[str, ...], at: datetime,
     store.save_feed_state(with_lifecycle(counted, update, new_items=new_items, at=at))
 
 
-def test_transitions_write_the_same_row_as_the_sql_methods(tmp_path: Path) -> None:
-    old, new = SqliteStore(tmp_path / "old.db"), SqliteStore(tmp_path / "new.db")
-    for s in (old, new):
-        s.migrate()
-    url, moved = "https://f.example/rss", "https://g.example/rss"
-    steps: list[tuple[tuple[str, ...], LifecycleUpdate, int]] = [
-        (("ok", "F", url, '"e1"'), LifecycleUpdate(T0, moved_to=moved), 5),
-        (("fail", "F", url, "timeout"), LifecycleUpdate(T0, flagged="failing: 1"), 0),
-        (("fail", "F", url, "x" * 3000), LifecycleUpdate(T0, disabled="410 Gone"), 0),
-        # the configured URL changes: redirect, flag and disabled reason are forgotten
-        (("ok", "F", url + "?v=2", '"e2"'), LifecycleUpdate(T0), 0),
-        (("ok", "F", url + "?v=2", None), LifecycleUpdate(T0, flagged=None), 3),
-        (("fail", "G", url, "dns"), LifecycleUpdate(T0), 0),  # first poll ever fails
-    ]
-    at = T0
-    for i, (step, update, new_items) in enumerate(steps):
+URL, MOVED = "https://f.example/rss", "https://g.example/rss"
+# step, lifecycle update, new items, then the stored row: url, polls, errors, errors in a
+# row, last error's length, etag, moved_to, flagged, disabled, arrivals kept, and the days
+# after T0 of the last success, the last new item and the last attempt.
+TRANSITIONS: list[tuple[tuple[str, ...], LifecycleUpdate, int, tuple[object, ...]]] = [
+    (("ok", "F", URL, '"e1"'), LifecycleUpdate(T0, moved_to=MOVED), 5,
+     (URL, 1, 0, 0, 0, '"e1"', MOVED, None, None, 5, 0, 0, 0)),
+    (("fail", "F", URL, "timeout"), LifecycleUpdate(T0, flagged="failing: 1"), 0,
+     (URL, 2, 1, 1, 7, '"e1"', MOVED, "failing: 1", None, 5, 0, 0, 3)),
+    # an error text is kept to 1,000 characters
+    (("fail", "F", URL, "x" * 3000), LifecycleUpdate(T0, disabled="410 Gone"), 0,
+     (URL, 3, 2, 2, 1000, '"e1"', MOVED, "failing: 1", "410 Gone", 5, 0, 0, 6)),
+    # the configured URL changes: redirect, flag, disabled reason and arrivals are forgotten
+    (("ok", "F", URL + "?v=2", '"e2"'), LifecycleUpdate(T0), 0,
+     (URL + "?v=2", 4, 2, 0, 1000, '"e2"', None, None, None, 0, 9, 0, 9)),
+    (("ok", "F", URL + "?v=2", None), LifecycleUpdate(T0, flagged=None), 3,
+     (URL + "?v=2", 5, 2, 0, 1000, None, None, None, None, 3, 12, 12, 12)),
+    (("fail", "G", URL, "dns"), LifecycleUpdate(T0), 0,  # a first poll that fails
+     (URL, 1, 1, 1, 3, None, None, None, None, 0, None, None, 15)),
+]
+
+
+def _days(value: datetime | None) -> int | None:
+    return None if value is None else (value - T0).days
+
+
+def test_transitions_write_the_expected_rows(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "m.db")
+    store.migrate()
+    for i, (step, update, new_items, expected) in enumerate(TRANSITIONS):
         at = T0 + timedelta(days=3 * i)  # old arrivals fall out of the 7-day window
         update = LifecycleUpdate(at + timedelta(minutes=15), update.flagged, update.disabled,
                                  update.moved_to)
-        _via_sql(old, step, at, update, new_items)
-        _in_memory(new, step, at, update, new_items)
-        assert new.all_feed_states() == old.all_feed_states(), f"after step {i}: {step}"
-    final = new.get_feed_state("F")
-    assert final is not None and final.consecutive_errors == 0 and final.error_count == 2
-    assert final.polls == 5 and final.moved_to is None and final.disabled is None
-    assert len(final.arrivals) == 3 and final.last_new_item_at == T0 + timedelta(days=12)
-    for s in (old, new):
-        s.close()
+        _in_memory(store, step, at, update, new_items)
+        s = _state(store, step[1])
+        row = (s.url, s.polls, s.error_count, s.consecutive_errors, len(s.last_error or ""),
+               s.etag, s.moved_to, s.flagged, s.disabled, len(s.arrivals),
+               _days(s.last_success_at), _days(s.last_new_item_at), _days(s.last_attempt_at))
+        assert row == expected, f"after step {i}: {step[:2]}"
+        assert s.next_poll_at == update.next_poll_at
+    store.close()
 
 
 # -- through the pipeline, against a local server ----------------------------------------------
@@ -117,9 +109,9 @@ async def _poll(feed: Feed, store: SqliteStore, classifier: ArticleClassifier,
     async with build_client(limits) as client:
         deps = PipelineDeps(
             client=client, store=store, classify=classifier.classify_in_thread, fetch_limits=limits,
-            rules=AlertRules(destination="console", max_article_age_hours=0), max_items=100,
+            rules=alert_rules(max_article_age_hours=0), max_items=100,
             now=lambda: at, parse=_parse_in_thread, rng=random.Random(1), states=states,
-            lifecycle=policy or LifecyclePolicy(),
+            lifecycle=policy or lifecycle(),
         )
         return await run_feed(feed, deps)
 
@@ -163,7 +155,7 @@ def test_failures_flag_then_a_success_resets_the_run(
     store: SqliteStore, classifier: ArticleClassifier
 ) -> None:
     states = FeedStates(store)
-    policy = LifecyclePolicy(flag_after_failures=2)
+    policy = lifecycle(flag_after_failures=2)
     with FeedServer() as server:
         feed = Feed("Flaky", server.add_status("/flaky.xml", 500))
         one = poll(feed, store, classifier, states, at=T0, policy=policy)
@@ -228,7 +220,7 @@ def test_a_failure_mid_batch_keeps_the_old_validators_and_loses_nothing(
     assert len(store.recent_articles(limit=50)) == 4
     alerts = store.claim_due_alerts(now=T0 + timedelta(days=1), limit=50, lease_seconds=60)
     assert len({a.article_id for a in alerts}) == len(alerts)  # each alert exactly once
-    matches = [a for a in store.recent_articles(limit=50) if a["match"]]
+    matches = [a for a in store.recent_articles(limit=50) if a.match]
     assert len(alerts) == len(matches) > 0
     assert _state(store, "Desk").etag == '"v1"'
 

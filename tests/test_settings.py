@@ -28,7 +28,7 @@ def test_default_config_is_valid_and_has_real_feeds() -> None:
     settings = load_settings(default_config_path(), env={})
     assert len(settings.feeds) >= 10
     assert all(f.url.startswith("https://") for f in settings.feeds)
-    assert settings.slack.mode == "console"
+    assert settings.sink == "console"
     assert settings.keywords_file.is_file()
 
 
@@ -93,9 +93,9 @@ def test_environment_overrides_and_secret_redaction(tmp_path: Path) -> None:
         "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
     }
     settings = load_settings(path, env=env)
-    assert settings.slack.mode == "slack"
+    assert settings.sink == "slack"
     assert settings.slack.api_url == "http://127.0.0.1:9/api/"
-    assert settings.storage.sqlite_path == f"{tmp_path}/x.db"
+    assert settings.storage.database_url == f"sqlite:///{tmp_path}/x.db"
     printed = json.dumps(settings.redacted()) + repr(settings) + str(settings)
     assert token not in printed
 
@@ -155,7 +155,7 @@ def test_empty_slack_channel_variable_with_token_is_an_error(tmp_path: Path, bla
         load_settings(path, env={"SLACK_BOT_TOKEN": BOT, "SLACK_CHANNEL": blank})
     assert NO_CHANNEL_FIX in str(info.value) and BOT not in str(info.value)
     # Without a token an empty SLACK_CHANNEL is harmless: console alerts, as before.
-    assert load_settings(path, env={"SLACK_CHANNEL": blank}).slack.mode == "console"
+    assert load_settings(path, env={"SLACK_CHANNEL": blank}).sink == "console"
 
 
 def test_blank_channel_in_file_with_token_is_an_error(tmp_path: Path) -> None:
@@ -168,7 +168,7 @@ def test_token_with_webhook_and_no_channel_uses_the_webhook(tmp_path: Path) -> N
     """The token may be there for ops notices only; the webhook carries the alerts."""
     path = write_config(tmp_path, '[slack]\nops_channel = "C0OPS"\n' + FEED)
     env = {"SLACK_BOT_TOKEN": BOT, "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/hook/abc"}
-    assert load_settings(path, env=env).slack.mode == "webhook"
+    assert load_settings(path, env=env).sink == "webhook"
 
 
 def test_channel_variable_without_token_warns(
@@ -177,12 +177,32 @@ def test_channel_variable_without_token_warns(
     path = write_config(tmp_path, FEED)
     with caplog.at_level("WARNING", logger="monitor.settings"):
         settings = load_settings(path, env={"SLACK_CHANNEL": "C0123ABCD"})
-    assert settings.slack.mode == "console"
+    assert settings.sink == "console"
     assert any("SLACK_BOT_TOKEN is not" in r.getMessage() for r in caplog.records)
     caplog.clear()
     with caplog.at_level("WARNING", logger="monitor.settings"):  # the shipped file's channel
         load_settings(default_config_path(), env={})
     assert not caplog.records
+
+
+def test_fetch_max_items_moved_to_parse_and_the_old_key_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_config(tmp_path, "[parse]\nmax_items = 40\n" + FEED)
+    with caplog.at_level("WARNING", logger="monitor.settings"):
+        assert load_settings(path, env={}).parse.max_items == 40
+    assert not caplog.records
+    path = write_config(tmp_path, "[fetch]\nmax_items = 30\n" + FEED)
+    with caplog.at_level("WARNING", logger="monitor.settings"):
+        assert load_settings(path, env={}).parse.max_items == 30
+    assert any("deprecated" in r.getMessage() and "parse.max_items" in r.getMessage()
+               for r in caplog.records)
+    path = write_config(tmp_path, "[fetch]\nmax_items = 30\n[parse]\nmax_items = 40\n" + FEED)
+    with pytest.raises(SettingsError, match=r"keep only parse\.max_items"):
+        load_settings(path, env={})
+    path = write_config(tmp_path, "[fetch]\nmax_items = 0\n" + FEED)
+    with pytest.raises(SettingsError, match=r"parse\.max_items"):
+        load_settings(path, env={})
 
 
 def test_ops_channel_without_token_warns(
@@ -207,7 +227,7 @@ def test_database_url_without_a_file_is_an_error(tmp_path: Path, url: str) -> No
 def test_in_memory_database_only_when_asked_for(tmp_path: Path) -> None:
     path = write_config(tmp_path, FEED)
     settings = load_settings(path, env={"MONITOR_DATABASE_URL": "sqlite:///:memory:"})
-    assert settings.storage.sqlite_path == ":memory:"
+    assert settings.storage.database_url == "sqlite:///:memory:"
 
 
 @pytest.mark.parametrize(
@@ -255,7 +275,7 @@ def test_malformed_webhook_url_is_an_error_without_echo(tmp_path: Path, url: str
     assert "slack.webhook_url" in message and "SLACK_WEBHOOK_URL" in message
     assert "hookSECRET" not in message and url not in message
     local = load_settings(path, env={"SLACK_WEBHOOK_URL": "http://127.0.0.1:8080/hook/x"})
-    assert local.slack.mode == "webhook"
+    assert local.sink == "webhook"
 
 
 TOKEN_SHAPES = [

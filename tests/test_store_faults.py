@@ -21,9 +21,9 @@ import pytest
 
 from monitor.app import open_store
 from monitor.errors import StoreError
+from monitor.feeds import FeedStates
 from monitor.models import Feed
 from monitor.settings import load_settings
-from monitor.statecache import FeedStates
 from monitor.store.sqlite import SqliteStore
 from tests.support.configs import write_config
 from tests.support.feed_server import FeedServer

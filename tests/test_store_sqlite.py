@@ -146,10 +146,15 @@ def test_failed_alerts_park_and_requeue(store: SqliteStore) -> None:
 
 
 def test_feed_state_success_and_failures(store: SqliteStore) -> None:
-    state = store.record_fetch_failure("F", "https://f/rss", error="timeout", at=T0)
-    state = store.record_fetch_failure("F", "https://f/rss", error="timeout", at=T0)
+    from monitor.feeds import counted_failure, counted_success
+
+    state = counted_failure(None, "F", "https://f/rss", error="timeout", at=T0)
+    store.save_feed_state(state)
+    state = counted_failure(store.get_feed_state("F"), "F", "https://f/rss", error="timeout", at=T0)
+    store.save_feed_state(state)
     assert state.consecutive_errors == 2 and state.error_count == 2
-    store.record_fetch_success("F", "https://f/rss", etag='"e1"', last_modified=None, at=T0)
+    store.save_feed_state(counted_success(store.get_feed_state("F"), "F", "https://f/rss",
+                                          etag='"e1"', last_modified=None, at=T0))
     state = store.get_feed_state("F")
     assert state.etag == '"e1"' and state.consecutive_errors == 0 and state.error_count == 2
     assert state.polls == 3

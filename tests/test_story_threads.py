@@ -22,11 +22,12 @@ from monitor.alerts.console import ConsoleDeliverer
 from monitor.alerts.outbox import drain_outbox
 from monitor.alerts.slack import SlackDeliverer
 from monitor.cli import main
-from monitor.decide import AlertRules, decide
+from monitor.decide import decide
 from monitor.models import Article, StoryLink, Verdict
 from monitor.store.sqlite import SqliteStore
 from monitor.store.sqlite_stories import own_story_id
 from monitor.stories.items import new_story_id
+from tests.support.defaults import alert_rules
 from tests.support.fake_slack import DEFAULT_TOKEN, FakeSlack
 from tests.support.feed_server import FeedServer
 
@@ -148,7 +149,7 @@ def test_syndicated_copies_thread_under_one_parent_and_a_restart_keeps_the_threa
 
 
 # --- store and outbox, without the network ---------------------------------------------------
-RULES = AlertRules(destination="slack:C0ALERTS1", max_article_age_hours=0)
+RULES = alert_rules("slack:C0ALERTS1", max_article_age_hours=0)
 
 
 def article(i: int, *, source: str, published: datetime) -> Article:
@@ -231,7 +232,7 @@ async def test_console_prints_the_parent_once_and_also_reported_lines(
     store = SqliteStore(tmp_path / "m.db")
     store.migrate()
     story = own_story_id(f"{1:032x}")
-    rules = AlertRules(destination="console", max_article_age_hours=0)
+    rules = alert_rules(max_article_age_hours=0)
     rows = []
     for i, source in enumerate(["Wire", "Herald", "Courier"], start=1):
         a = article(i, source=source, published=NOW + timedelta(minutes=i))

@@ -10,11 +10,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from monitor.alerts.format import format_console, format_console_reply
 from monitor.errors import DeliveryError
 from monitor.models import Alert, Receipt, StoryFacts
+
+if TYPE_CHECKING:
+    from monitor.digest import Digest
 
 
 def _utc_now() -> datetime:
@@ -51,6 +54,18 @@ class ConsoleDeliverer:
             message_id=f"console:{alert.id}",
             delivered_at=self._clock(),
         )
+
+    async def post_digest(self, digest: Digest) -> str:
+        from monitor.digest import digest_console
+
+        stream = self._stream if self._stream is not None else sys.stdout
+        try:
+            stream.write(digest_console(digest) + "\n\n")
+            stream.flush()
+        except (OSError, ValueError) as exc:
+            raise DeliveryError(f"cannot write the digest to the console: {exc}",
+                                retryable=True) from exc
+        return f"console:{digest.digest_id}"
 
     async def update_parent(self, parent: Alert, story: StoryFacts) -> None:
         """A printed line cannot change; the "also reported by" lines tell the story."""

@@ -12,15 +12,18 @@ and a cut through ``&amp;`` would leave a broken entity).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.models import Alert, StoryFacts
+from monitor.models import Alert, FeedbackMark, StoryFacts
 
 __all__ = [
+    "ACTION_IDS",
+    "FEEDBACK_BLOCK_ID",
     "METADATA_EVENT_TYPE",
     "SlackMessage",
     "build_slack_message",
@@ -30,6 +33,7 @@ __all__ = [
     "format_console_reply",
     "safe_link_url",
     "slack_escape",
+    "with_feedback",
 ]
 
 METADATA_EVENT_TYPE = "news_monitor_alert"
@@ -169,13 +173,116 @@ def _headline(alert: Alert) -> str:
     return f"<{url}|{label}>"
 
 
-def build_slack_message(alert: Alert, story: StoryFacts | None = None) -> SlackMessage:
+ACTION_IDS = ("label_relevant", "label_not_relevant", "mute_outlet", "mute_story")
+"""The analysts' buttons on a parent alert (handled by ``monitor.interact``)."""
+BUTTON_TEXT = {
+    "label_relevant": "Relevant",
+    "label_not_relevant": "Not relevant",
+    "mute_outlet": "Mute this outlet for 24 h",
+    "mute_story": "Mute this story",
+}
+BUTTONS_BLOCK_ID = "feedback_buttons"
+FEEDBACK_BLOCK_ID = "feedback"
+"""The context block under a parent that says who labelled or muted it; replaced on
+every press so the message shows the latest (the store keeps the history)."""
+BUTTON_VALUE_MAX = 2000  # Block Kit: a button's value
+BUTTON_TEXT_MAX = 75
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def button_value(alert: Alert) -> str:
+    """What every button carries back: which alert, article, story and outlet.
+
+    Compact JSON well under Slack's 2,000 characters; the outlet is only a hint (the
+    handler reads the stored article's), so it is left out rather than cut if long.
+    """
+    value: dict[str, str] = {"alert": alert.id, "article": alert.article_id}
+    if alert.story_id:
+        value["story"] = alert.story_id
+    if len(alert.source) <= 200:
+        value["outlet"] = alert.source
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if len(text) > BUTTON_VALUE_MAX:
+        text = json.dumps({"alert": alert.id[:500], "article": alert.article_id[:500]},
+                          separators=(",", ":"))
+    return text
+
+
+def actions_block(alert: Alert) -> dict[str, Any]:
+    value = button_value(alert)
+    elements: list[dict[str, Any]] = []
+    for action_id in ACTION_IDS:
+        button: dict[str, Any] = {
+            "type": "button",
+            "action_id": action_id,
+            "text": {"type": "plain_text", "text": BUTTON_TEXT[action_id][:BUTTON_TEXT_MAX],
+                     "emoji": False},
+            "value": value,
+        }
+        if action_id == "label_relevant":
+            button["style"] = "primary"
+        elements.append(button)
+    return {"type": "actions", "block_id": BUTTONS_BLOCK_ID, "elements": elements}
+
+
+def _who(user_id: str | None) -> str:
+    """A Slack user as a mention (Slack shows the name); anything else as plain text."""
+    if user_id and _SLACK_USER.match(user_id):
+        return f"<@{user_id}>"
+    return _fit(clean_text(user_id) or "someone", 100)
+
+
+def describe_mark(mark: FeedbackMark) -> str:
+    """One line of mrkdwn, e.g. "marked relevant by <@U123> at 14:05 UTC"."""
+    who = _who(mark.user_id)
+    at = mark.at if mark.at.tzinfo is not None else mark.at.replace(tzinfo=UTC)
+    until = format_time(mark.until) if mark.until is not None else "further notice"
+    if mark.action == "relevant":
+        return f":white_check_mark: marked relevant by {who} at {at.astimezone(UTC):%H:%M} UTC"
+    if mark.action == "not_relevant":
+        return f":x: marked not relevant by {who} at {at.astimezone(UTC):%H:%M} UTC"
+    if mark.action == "mute_outlet":
+        outlet = _fit(clean_text(mark.subject) or "this outlet", 200)
+        return f":mute: outlet *{outlet}* muted by {who} until {until}"
+    if mark.action == "mute_story":
+        return f":mute: story muted by {who} until {until} (no more replies)"
+    return _fit(clean_text(mark.action), 200) + f" by {who}"
+
+
+def feedback_block(marks: tuple[FeedbackMark, ...] | list[FeedbackMark]) -> dict[str, Any] | None:
+    if not marks:
+        return None
+    return {"type": "context", "block_id": FEEDBACK_BLOCK_ID,
+            "elements": [_mrkdwn(describe_mark(m)) for m in marks[:MAX_MARKS]]}
+
+
+MAX_MARKS = 10  # elements in one context block
+
+
+def with_feedback(blocks: list[dict[str, Any]],
+                  marks: tuple[FeedbackMark, ...] | list[FeedbackMark]) -> list[dict[str, Any]]:
+    """The posted message's blocks with the feedback line replaced (or added above the
+    buttons); everything else, buttons included, kept as it is so an analyst can relabel."""
+    kept = [b for b in blocks if not (isinstance(b, dict)
+                                      and b.get("block_id") == FEEDBACK_BLOCK_ID)]
+    block = feedback_block(marks)
+    if block is None:
+        return kept
+    at = next((i for i, b in enumerate(kept)
+               if isinstance(b, dict) and b.get("type") == "actions"), len(kept))
+    return [*kept[:at], block, *kept[at:]]
+
+
+def build_slack_message(alert: Alert, story: StoryFacts | None = None, *,
+                        buttons: bool = False) -> SlackMessage:
     """Block Kit message for one alert, with our alert id in the message metadata.
 
     The metadata is what makes "none posted twice" possible: after a crash or an
     ambiguous timeout the drainer searches the channel history for this id
     before posting again. ``story`` (when the parent is edited as its story grows)
     adds how many outlets reported it and when the latest report came.
+    ``buttons`` adds the analysts' actions (label, mute), for a destination whose
+    presses are handled; the story's marks (who labelled or muted it) are kept.
     """
     event = _event_label(alert)
     source = clean_text(alert.source) or "unknown outlet"
@@ -221,6 +328,11 @@ def build_slack_message(alert: Alert, story: StoryFacts | None = None) -> SlackM
             ],
         }
     )
+    marks = feedback_block(story.marks) if story is not None else None
+    if marks is not None:
+        blocks.append(marks)
+    if buttons:
+        blocks.append(actions_block(alert))
     fallback = _fit(f"DPRK–Russia alert ({alert.score:.2f}): {title} — {source}",
                     FALLBACK_TEXT_MAX)
     metadata = {

@@ -17,6 +17,8 @@ import logging
 import random
 from datetime import datetime, timedelta
 
+from monitor.alerts.pacing import Pacer
+
 __all__ = ["OUTAGE_PROBE_BASE", "OUTAGE_PROBE_CAP", "DestinationHealth"]
 
 OUTAGE_PROBE_BASE = 2.0
@@ -37,8 +39,13 @@ class DestinationHealth:
         probe_base: float = OUTAGE_PROBE_BASE,
         probe_cap: float = OUTAGE_PROBE_CAP,
         rng: random.Random | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.name = name
+        self.pacer = pacer or Pacer(None)
+        self.rate_limits = 0
+        """429s seen (for the log and metrics); a 429 is never counted as an alert's failure."""
+        self._storm_logged_at: datetime | None = None
         self.log = logger
         self.probe_base = probe_base
         self.probe_cap = max(probe_cap, probe_base)
@@ -82,6 +89,19 @@ class DestinationHealth:
                 self.log.warning("%s asked to slow down (%s); sending resumes at %s",
                                  self.name, why, until.isoformat(timespec="seconds"))
             self._not_before = until
+
+    def rate_limited(self, wait: float, now: datetime) -> None:
+        """A 429 answered inline (the drainer waits ``wait`` s and resends): logged once
+        per minute of a storm, not once per refusal."""
+        self.rate_limits += 1
+        self.pacer.empty()
+        if self._storm_logged_at is None or now - self._storm_logged_at > timedelta(minutes=1):
+            self._storm_logged_at = now
+            self.log.info("%s is rate limiting (Retry-After %.1f s); pacing down and resending "
+                          "in order (%d rate limit(s) so far)", self.name, wait,
+                          self.rate_limits)
+        else:
+            self.log.debug("%s rate limit: waiting %.1f s", self.name, wait)
 
     def succeeded(self, now: datetime, *, waiting: int | None = None) -> None:
         """A send went through: ends an outage (one line) and any pause."""

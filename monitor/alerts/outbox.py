@@ -30,10 +30,11 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from monitor.alerts.base import Deliverer, redact
 from monitor.alerts.health import DestinationHealth
+from monitor.alerts.sinks import ANY_DESTINATION, Sinks
 from monitor.alerts.threads import fold_replies, refresh_parents
 from monitor.errors import DeliveryError
 from monitor.models import Alert, Receipt
@@ -46,6 +47,12 @@ LEASE_SAFETY = 0.5
 lease expires mid-send could be claimed by another worker and posted twice."""
 
 REQUEUE_HINT = "python -m monitor outbox requeue-failed"
+
+MAX_INLINE_WAIT = 10.0
+"""Longest Retry-After waited out inside a drain; a longer one hands the batch back."""
+
+MAX_INLINE_RATE_LIMITS = 5
+"""Rate limits in a row for one alert before it is handed back to wait in the outbox."""
 
 
 @dataclass(slots=True)
@@ -72,7 +79,7 @@ def _iso(value: datetime) -> str:
 
 
 class _Drainer:
-    """State of one drain call; one instance per call so nothing leaks between drains."""
+    """One destination's part of one drain call; nothing leaks between drains."""
 
     def __init__(
         self,
@@ -86,6 +93,7 @@ class _Drainer:
         rng: random.Random | None,
         health: DestinationHealth,
         should_stop: Callable[[], bool],
+        report: DrainReport,
     ) -> None:
         self.store = store
         self.health = health
@@ -96,12 +104,14 @@ class _Drainer:
         self.max_attempts = max_attempts
         self.log = logger
         self.rng = rng
-        self.report = DrainReport()
-        self._resume_at = now()
+        self.report = report
+        self._resume_at = datetime.min.replace(tzinfo=UTC)  # set by the failure that uses it
+        self._deadline = datetime.max.replace(tzinfo=UTC)  # set per batch
 
     async def batch(self, alerts: Sequence[Alert], claimed_at: datetime) -> bool:
         """Process one claimed batch; returns False when draining should stop now."""
         deadline = claimed_at + timedelta(seconds=self.lease_seconds * LEASE_SAFETY)
+        self._deadline = deadline
         index = 0
         clean = True
         try:
@@ -162,7 +172,7 @@ class _Drainer:
                         alert.id, dest, self.deliverer.name,
                     )
             if receipt is None:
-                receipt = await self.deliverer.deliver(alert)
+                receipt = await self._send(alert)
         except DeliveryError as err:
             return await self._failed(alert, err)
         except Exception as exc:  # a bug in a deliverer must not stall the whole outbox
@@ -191,6 +201,28 @@ class _Drainer:
             self.report.sent += len(alert.ids)
             self.log.info("alert %s posted to %s (message %s)", alert.id, dest, receipt.message_id)
         return "done"
+
+    async def _send(self, alert: Alert) -> Receipt:
+        """Post in the destination's pace; a short rate limit is waited out here.
+
+        A 429 is the destination asking for a pause, not this alert failing: when its
+        Retry-After fits in the lease, the drainer waits it out and resends the same
+        alert, keeping publication order and never growing the alert's back-off.
+        """
+        for _ in range(MAX_INLINE_RATE_LIMITS):
+            await self.health.pacer.acquire()
+            try:
+                return await self.deliverer.deliver(alert)
+            except DeliveryError as err:
+                wait = err.retry_after
+                current = self.now()
+                if (wait is None or not err.retryable or err.ambiguous
+                        or wait > MAX_INLINE_WAIT or self.should_stop()
+                        or current + timedelta(seconds=wait) >= self._deadline):
+                    raise
+                self.health.rate_limited(wait, current)
+                await asyncio.sleep(wait)
+        return await self.deliverer.deliver(alert)
 
     async def _failed(self, alert: Alert, err: DeliveryError, *,
                       destination_down: bool = True) -> str:
@@ -267,7 +299,7 @@ class _Drainer:
 
 async def drain_outbox(
     store: Store,
-    deliverer: Deliverer,
+    sinks: Sinks | Deliverer,
     *,
     now: Callable[[], datetime],
     batch_size: int = 50,
@@ -283,42 +315,79 @@ async def drain_outbox(
 ) -> DrainReport:
     """Deliver due alerts until none are due, something goes wrong, or ``max_batches`` is hit.
 
-    A further batch is claimed only when the previous one was full and every
-    alert in it went out: after any failure the rest waits for the next drain,
-    which also guarantees an alert retried "now" is not retried in a tight loop.
-    Store calls are synchronous and run in a worker thread. ``health`` carries a
-    destination's outage or rate limit from one drain to the next (the daemon keeps
-    one per destination); without it each drain starts from "up".
+    Each alert goes through the deliverer registered for its destination
+    (``sinks``; a single deliverer takes every destination, with ``health`` as its
+    outage record). A further batch is claimed only when the previous one was full
+    and every alert in it went out (or it posted parents, whose replies are now due):
+    after any failure the rest waits for the next drain, so an alert retried "now"
+    is never retried in a tight loop. Store calls run in a worker thread. The
+    daemon keeps its ``Sinks`` (and so each destination's health) across drains.
     """
-    health = health or DestinationHealth(deliverer.name, logger=logger, rng=rng,
-                                         probe_base=base_backoff, probe_cap=max_backoff)
+    if not isinstance(sinks, Sinks):
+        sinks = Sinks.one(sinks, health or DestinationHealth(
+            sinks.name, logger=logger, rng=rng, probe_base=base_backoff, probe_cap=max_backoff))
     should_stop = should_stop or (lambda: False)
-    if not health.can_send(now()) or should_stop():
-        return DrainReport()
-    drainer = _Drainer(
-        store,
-        deliverer,
-        now=now,
-        lease_seconds=lease_seconds,
-        max_attempts=max_attempts,
-        logger=logger,
-        rng=rng,
-        health=health,
-        should_stop=should_stop,
-    )
+    report = DrainReport()
+    if sinks.all_paused(now()) or should_stop():
+        return report
+    drainers: dict[str, _Drainer] = {}
+
+    def drainer_for(destination: str) -> _Drainer | None:
+        deliverer = sinks.deliverer(destination)
+        if deliverer is None:
+            return None
+        key = destination if destination in sinks.destinations else ANY_DESTINATION
+        if key not in drainers:
+            drainers[key] = _Drainer(
+                store, deliverer, now=now, lease_seconds=lease_seconds,
+                max_attempts=max_attempts, logger=logger, rng=rng,
+                health=sinks.health(destination), should_stop=should_stop, report=report,
+            )
+        return drainers[key]
+
     for _ in range(max(1, max_batches)):
         claimed_at = now()
         alerts = await asyncio.to_thread(
-            store.claim_due_alerts, now=claimed_at, limit=batch_size, lease_seconds=lease_seconds
+            store.claim_due_alerts, now=claimed_at, limit=batch_size,
+            lease_seconds=lease_seconds, exclude_destinations=sinks.paused(claimed_at),
         )
         if not alerts:
             break
-        keep_going = await drainer.batch(fold_replies(alerts), claimed_at)
+        keep_going = True
+        for destination, group in _by_destination(fold_replies(alerts)):
+            drainer = drainer_for(destination)
+            if drainer is None:
+                await _park_unroutable(store, group, logger)
+                report.failed += sum(len(a.ids) for a in group)
+                continue
+            keep_going = await drainer.batch(group, claimed_at) and keep_going
         # Posting a parent makes its story's replies due: look again even after a
         # short batch (bounded by max_batches).
         parents_posted = any(a.kind == "parent" for a in alerts)
         if not keep_going or (len(alerts) < batch_size and not parents_posted):
             break
-    if health.can_send(now()) and not should_stop():
-        drainer.report.parents_updated = await refresh_parents(store, deliverer, logger=logger)
-    return drainer.report
+    if not should_stop():
+        report.parents_updated = await refresh_parents(
+            store, sinks.deliverer, logger=logger,
+            sendable=lambda dest: sinks.health(dest).can_send(now()))
+    return report
+
+
+def _by_destination(alerts: Sequence[Alert]) -> list[tuple[str, list[Alert]]]:
+    """Claim order kept within each destination."""
+    groups: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        groups.setdefault(alert.destination, []).append(alert)
+    return list(groups.items())
+
+
+async def _park_unroutable(store: Store, alerts: Sequence[Alert], logger: logging.Logger) -> None:
+    """An alert queued for a destination the config no longer has: park it, say why."""
+    for alert in alerts:
+        for alert_id in alert.ids:
+            await asyncio.to_thread(
+                store.mark_alert_failed, alert_id,
+                error=f"no sink is configured for destination {alert.destination!r}")
+        logger.error("alert %s is for %s, which is no longer configured; parked: restore "
+                     "that destination, then run `%s`", alert.id, alert.destination,
+                     REQUEUE_HINT)

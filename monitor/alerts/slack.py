@@ -17,15 +17,14 @@ Why these choices:
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import http.client
 import logging
 import re
 import socket
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 
 from slack_sdk import WebClient
@@ -39,9 +38,13 @@ from monitor.alerts.format import (
     clean_text,
 )
 from monitor.errors import DeliveryError
+from monitor.http import parse_retry_after
 from monitor.models import Alert, Receipt, StoryFacts
 
-__all__ = ["SlackDeliverer", "network_error", "parse_retry_after", "quiet_sdk_logger"]
+if TYPE_CHECKING:
+    from monitor.digest import Digest
+
+__all__ = ["SlackDeliverer", "network_error", "quiet_sdk_logger"]
 
 DEFAULT_RATE_LIMIT_WAIT = 30.0
 """Seconds to wait after a rate limit that came without a usable Retry-After."""
@@ -107,7 +110,8 @@ _FIXES: dict[str, str] = {
     "missing_scope": (
         "the Slack app lacks the {needed} permission; add it under OAuth & Permissions "
         "(chat:write to post; channels:history and groups:history for the duplicate check; "
-        "channels:read and groups:read to find a channel by name) and reinstall the app"
+        "channels:read and groups:read to check the channel and find it by name) and "
+        "reinstall the app"
     ),
 }
 
@@ -124,33 +128,6 @@ def quiet_sdk_logger() -> logging.Logger:
     quiet = logging.Logger("monitor.alerts.slack-sdk", level=logging.CRITICAL + 1)
     quiet.addHandler(logging.NullHandler())
     return quiet
-
-
-def parse_retry_after(headers: Mapping[str, Any] | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), if present and sane."""
-    if not headers:
-        return None
-    value: Any = None
-    for key, val in headers.items():
-        if str(key).lower() == "retry-after":
-            value = val[0] if isinstance(val, list | tuple) and val else val
-            break
-    if value is None:
-        return None
-    text = str(value).strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), 6 * 3600.0)
 
 
 def network_error(exc: BaseException, *, what: str, secrets: Iterable[str] = ()) -> DeliveryError:
@@ -206,6 +183,7 @@ class SlackDeliverer:
         timeout: float = 10.0,
         lookup_window: int = MAX_LOOKUP_MESSAGES,
         clock: Callable[[], datetime] = _utc_now,
+        buttons: bool = False,
     ) -> None:
         if not token:
             raise ValueError("SlackDeliverer needs a bot token")
@@ -217,6 +195,9 @@ class SlackDeliverer:
         self.lookup_window = max(1, lookup_window)
         self._token = token.strip()
         self._clock = clock
+        self.buttons = buttons
+        """Put the analysts' buttons on parents: only when something listens for the
+        presses (Socket Mode, ``SLACK_APP_TOKEN``); otherwise Slack shows an error."""
         self._channel_id: str | None = self.channel if _CHANNEL_ID.match(self.channel) else None
         kwargs: dict[str, Any] = {} if base_url is None else {"base_url": base_url}
         self._client = WebClient(
@@ -245,7 +226,7 @@ class SlackDeliverer:
             channel = alert.thread.channel or self.channel
             extra["thread_ts"] = alert.thread.message_id
         else:
-            message = build_slack_message(alert)
+            message = build_slack_message(alert, buttons=self.buttons)
         data = await self._call(
             "chat.postMessage",
             self._client.chat_postMessage,
@@ -275,6 +256,54 @@ class SlackDeliverer:
             details={"channel": str(channel_id)},
         )
 
+    async def post_digest(self, digest: Digest) -> str:
+        """Post the daily digest once: an earlier post of the same digest id (a crash
+        between posting and recording) is found in the channel history first."""
+        from monitor.digest import digest_message
+
+        channel_id = await self._resolve_channel_id()
+        probe = Alert(id=digest.digest_id, article_id="", destination="", title="", url="",
+                      source="", published_at=digest.since, score=0.0, reason="", snippet="",
+                      first_attempt_at=digest.until - timedelta(hours=2))
+        earlier = await self.find_delivered(probe)
+        if earlier is not None:
+            return earlier.message_id
+        message = digest_message(digest)
+        data = await self._call(
+            "chat.postMessage", self._client.chat_postMessage, channel=channel_id,
+            text=message.text, blocks=message.blocks, metadata=message.metadata,
+            unfurl_links=False, unfurl_media=False)
+        return str(data.get("ts") or "")
+
+    async def check(self, *, post_test_message: bool = False) -> list[str]:
+        """Prove the setup works: the token (``auth.test``), the channel exists and the bot
+        is in it (``conversations.info``), and optionally that a message can be posted.
+
+        Returns what was verified, one line each; raises DeliveryError naming the fix.
+        """
+        who = await self._call("auth.test", self._client.auth_test)
+        done = [f"token works: bot {clean_text(str(who.get('user') or who.get('user_id')))} "
+                f"in workspace {clean_text(str(who.get('team') or '?'))}"]
+        channel_id = await self._resolve_channel_id()
+        info = await self._call("conversations.info", self._client.conversations_info,
+                                channel=channel_id)
+        channel = info.get("channel") or {}
+        if channel.get("is_archived"):
+            raise DeliveryError(_FIXES["is_archived"].format(channel=repr(self.channel)),
+                                retryable=False)
+        if not channel.get("is_member"):
+            raise DeliveryError("conversations.info: "
+                                + _FIXES["not_in_channel"].format(channel=repr(self.channel)),
+                                retryable=False)
+        done.append(f"channel {self.channel} ({channel_id}) exists and the bot is a member")
+        if post_test_message:
+            data = await self._call(
+                "chat.postMessage", self._client.chat_postMessage, channel=channel_id,
+                text="Test message from the DPRK–Russia news monitor: alerts can be posted "
+                     "here.", unfurl_links=False)
+            done.append(f"test message posted (ts {data.get('ts')})")
+        return done
+
     async def update_parent(self, parent: Alert, story: StoryFacts) -> None:
         """Edit a posted parent to show its story's outlets and latest report.
 
@@ -282,7 +311,7 @@ class SlackDeliverer:
         """
         if parent.thread is None or not parent.thread.message_id:
             return
-        message = build_slack_message(parent, story)
+        message = build_slack_message(parent, story, buttons=self.buttons)
         await self._call(
             "chat.update",
             self._client.chat_update,

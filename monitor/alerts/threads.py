@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from monitor.alerts.base import Deliverer, redact
 from monitor.errors import DeliveryError
@@ -47,19 +47,21 @@ def fold_replies(alerts: Sequence[Alert]) -> list[Alert]:
     return out
 
 
-async def refresh_parents(store: Store, deliverer: Deliverer, *,
-                          logger: logging.Logger, limit: int = 20) -> int:
-    """Edit posted parents whose story grew; returns how many were edited.
+async def refresh_parents(store: Store, route: Callable[[str], Deliverer | None], *,
+                          logger: logging.Logger, sendable: Callable[[str], bool],
+                          limit: int = 20) -> int:
+    """Edit posted parents whose story grew, each through its destination's deliverer;
+    returns how many were edited.
 
     An edit that fails is simply tried again at a later drain (the story still
     shows more reports than its parent does), so a failure here never blocks alerts.
     """
-    update = getattr(deliverer, "update_parent", None)
-    if update is None:
-        return 0
     parents = await asyncio.to_thread(store.parents_to_refresh, limit=limit)
     edited = 0
     for parent, facts in parents:
+        update = getattr(route(parent.destination), "update_parent", None)
+        if update is None or not sendable(parent.destination):
+            continue
         try:
             await update(parent, facts)
         except DeliveryError as err:

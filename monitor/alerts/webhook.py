@@ -17,20 +17,20 @@ import asyncio
 import http.client
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from monitor.alerts.base import redact
 from monitor.alerts.format import build_slack_message, clean_text
-from monitor.alerts.slack import (
-    DEFAULT_RATE_LIMIT_WAIT,
-    network_error,
-    parse_retry_after,
-    quiet_sdk_logger,
-)
+from monitor.alerts.slack import DEFAULT_RATE_LIMIT_WAIT, network_error, quiet_sdk_logger
 from monitor.errors import DeliveryError
+from monitor.http import parse_retry_after
 from monitor.models import Alert, Receipt, StoryFacts
+
+if TYPE_CHECKING:
+    from monitor.digest import Digest
 
 __all__ = ["WebhookDeliverer"]
 
@@ -108,6 +108,23 @@ class WebhookDeliverer:
                 delivered_at=self._clock(),
             )
         raise self._error(status, body, response.headers)
+
+    async def post_digest(self, digest: Digest) -> str:
+        """The digest through the webhook (no metadata, so no duplicate look-up: the
+        ``digests`` table alone keeps it to once a day)."""
+        from monitor.digest import digest_message
+
+        message = digest_message(digest)
+        try:
+            response = await asyncio.to_thread(self._client.send, text=message.text,
+                                               blocks=message.blocks)
+        except Exception as exc:  # the SDK raises transport errors of several kinds
+            raise DeliveryError(f"webhook: digest not posted ({type(exc).__name__})",
+                                retryable=True) from None
+        if getattr(response, "status_code", 200) >= 300:
+            raise DeliveryError(f"webhook: digest refused (HTTP {response.status_code})",
+                                retryable=True)
+        return f"webhook:{digest.digest_id}"
 
     async def update_parent(self, parent: Alert, story: StoryFacts) -> None:
         """Webhook posts cannot be edited; the parent keeps its first form."""

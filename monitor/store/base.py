@@ -1,8 +1,9 @@
 """The storage contract every backend implements.
 
-The pipeline and the outbox drainer only ever talk to this protocol, so the
-SQLite default and a PostgreSQL backend are interchangeable. All methods are
-synchronous and short; async callers run them in a worker thread.
+The daemon (pipeline, outbox drainer, story stage) and the CLI only ever talk to
+this protocol, and it lists exactly what they use, so the SQLite default and a
+PostgreSQL backend are interchangeable. All methods are synchronous and short;
+async callers run them in a worker thread.
 """
 
 from __future__ import annotations
@@ -12,13 +13,75 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeAlias
 
-from monitor.models import Alert, Article, FeedState, Receipt, StoryFacts, StoryLink, Verdict
+from monitor.models import (
+    Alert,
+    Article,
+    FeedbackMark,
+    FeedState,
+    Receipt,
+    StoryFacts,
+    StoryLink,
+    Verdict,
+)
 
 ArticleRecord: TypeAlias = (
     tuple[Article, Verdict, Alert | None] | tuple[Article, Verdict, Alert | None, StoryLink | None]
 )
 """One new article as a poll records it: verdict, alert (if it matched), story (if assigned;
 without one the article is a story of its own)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleSummary:
+    """A stored article as the ``articles`` command lists it."""
+
+    article_id: str
+    source: str
+    title: str
+    published_at: datetime
+    story_id: str | None
+    score: float | None
+    match: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DigestStory:
+    """One story in the daily digest: its lead (parent) headline and how widely reported."""
+
+    story_id: str
+    event_type: str
+    title: str
+    url: str
+    source: str
+    source_count: int
+    member_count: int
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WeekStats:
+    """The digest's weekly line."""
+
+    alerts_sent: int
+    labels_given: int
+    judged_alerts: int
+    relevant_alerts: int
+
+    @property
+    def precision(self) -> float | None:
+        """Analysts' precision on alerted articles they labelled (None: none labelled)."""
+        return self.relevant_alerts / self.judged_alerts if self.judged_alerts else None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCause:
+    """Alerts that wait or are parked for one reason (``outbox status``)."""
+
+    status: str
+    cause: str
+    count: int
+    max_attempts: int
+    next_attempt_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +101,43 @@ class StorySummary:
     replies: int
 
 
+@dataclass(frozen=True, slots=True)
+class LabelEvent:
+    """One label given to an article (history: a relabel adds one, never overwrites)."""
+
+    article_id: str
+    label: int
+    user_id: str | None
+    """The Slack user id for a button press; the OS user for the ``label`` command."""
+    source: str
+    """"slack" or "cli"."""
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    """"No alerts for this outlet / story until ``expires_at``" (the articles are still
+    stored and scored)."""
+
+    id: int
+    kind: str
+    """"outlet" (value: the article's source) or "story" (value: the story id)."""
+    value: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    removed_at: datetime | None = None
+
+    def status(self, now: datetime) -> str:
+        """"active", "expired" or "removed" (lifted by an operator)."""
+        if self.removed_at is not None:
+            return "removed"
+        return "active" if self.expires_at > now else "expired"
+
+    def applies_to(self, *, source: str, story_id: str) -> bool:
+        return self.value == (source if self.kind == "outlet" else story_id)
+
+
 class Store(Protocol):
     def migrate(self) -> None:
         """Create or upgrade the schema; safe to call on every start."""
@@ -55,42 +155,19 @@ class Store(Protocol):
 
     def all_feed_states(self) -> list[FeedState]: ...
 
-    def record_fetch_success(
-        self,
-        name: str,
-        url: str,
-        *,
-        etag: str | None,
-        last_modified: str | None,
-        at: datetime,
-    ) -> None:
-        """Remember validators for the next conditional GET and reset the error run."""
-
     def save_feed_state(self, state: FeedState) -> None:
         """Persist a poll's complete outcome (counters, validators, schedule, flags) at once.
 
         One transaction per poll: the pipeline computes the new state in memory
-        (``monitor.transitions``). For a 200 it is called only after the items are
+        (``monitor.feeds.transitions``). For a 200 it is called only after the items are
         recorded, so new validators never get ahead of the articles they cover.
         """
 
     def save_feed_states(self, states: list[FeedState]) -> None:
         """``save_feed_state`` for several feeds in ONE transaction: all rows or none."""
 
-    def record_fetch_failure(self, name: str, url: str, *, error: str, at: datetime) -> FeedState:
-        """Count a failure against the feed and return its updated state."""
-
-    # --- articles --------------------------------------------------------------
     def filter_unseen(self, articles: list[Article]) -> list[Article]:
         """Drop articles whose id or canonical URL is already stored."""
-
-    def record_article(self, article: Article, verdict: Verdict, alert: Alert | None,
-                       story: StoryLink | None = None) -> bool:
-        """Write article, verdict and (optional) pending alert in ONE transaction.
-
-        Returns False (and writes nothing) if the article was already stored,
-        which makes recording idempotent across crashes and concurrent workers.
-        """
 
     def record_articles(self, records: Sequence[ArticleRecord]) -> list[bool]:
         """``record_article`` for a whole poll's items in ONE transaction (all or none).
@@ -101,8 +178,12 @@ class Store(Protocol):
     def get_article(self, article_id: str) -> tuple[Article, Verdict | None] | None: ...
 
     # --- outbox ----------------------------------------------------------------
-    def claim_due_alerts(self, *, now: datetime, limit: int, lease_seconds: float) -> list[Alert]:
-        """Move due alerts to 'in flight' and return them.
+    def claim_due_alerts(self, *, now: datetime, limit: int, lease_seconds: float,
+                         exclude_destinations: Sequence[str] = ()) -> list[Alert]:
+        """Move due alerts to 'in flight' and return them, oldest publication first.
+
+        Alerts for ``exclude_destinations`` (paused by an outage or a rate limit) stay
+        put; a story's replies are due only once its parent is sent.
 
         Due means pending with ``next_attempt_at <= now``, or in flight with an
         expired lease (the worker that claimed it died). The latter come back
@@ -122,6 +203,20 @@ class Store(Protocol):
     def outbox_counts(self) -> dict[str, int]:
         """Number of alerts by status (pending, in_flight, sent, failed)."""
 
+    # --- the daily digest --------------------------------------------------------
+    def digest_stories(self, *, since: datetime, limit: int = 60) -> list[DigestStory]: ...
+
+    def week_stats(self, *, since: datetime) -> WeekStats: ...
+
+    def digest_posted(self, digest_id: str) -> datetime | None:
+        """When the digest with this id went out (None: not yet)."""
+
+    def mark_digest_posted(self, digest_id: str, *, destination: str, message_id: str,
+                           at: datetime) -> None: ...
+
+    def outbox_causes(self) -> list[OutboxCause]:
+        """Unsent alerts grouped by status and last error, most first."""
+
     def requeue_failed_alerts(self, *, now: datetime) -> int:
         """Give parked alerts another chance once the operator fixed the cause."""
 
@@ -132,12 +227,40 @@ class Store(Protocol):
     def mark_parent_refreshed(self, story_id: str, destination: str, member_count: int) -> None:
         ...
 
-    def story_members_since(self, since: datetime) -> list[tuple[Article, str]]:
-        """Recent articles with their story ids, oldest first (the story index's rebuild)."""
+    def story_members_since(self, since: datetime, *,
+                            min_score_fraction: float = 0.0) -> list[tuple[Article, str]]:
+        """Recent candidate articles with their story ids, oldest first (the story
+        index's rebuild)."""
 
     def recent_stories(self, *, since: datetime, limit: int = 50) -> list[StorySummary]: ...
 
-    # --- analyst feedback --------------------------------------------------------
-    def add_label(self, article_id: str, label: int, *, source: str, at: datetime) -> None: ...
+    def recent_articles(self, *, limit: int = 20,
+                        matches_only: bool = False) -> list[ArticleSummary]:
+        """Newest stored articles with their scores (the ``articles`` command)."""
 
-    def labelled_articles(self) -> list[tuple[Article, int]]: ...
+    # --- analyst feedback --------------------------------------------------------
+    def add_label(self, article_id: str, label: int, *, source: str, at: datetime,
+                  user_id: str | None = None) -> None:
+        """Record a label: appended to the history, and the article's current label."""
+
+    def labelled_articles(self) -> list[tuple[Article, int]]:
+        """Each labelled article with its latest label (the training feedback)."""
+
+    def label_history(self, article_id: str) -> list[LabelEvent]:
+        """Every label given to the article, oldest first (who said what, when)."""
+
+    def add_mute(self, kind: str, value: str, *, created_by: str, at: datetime,
+                 expires_at: datetime) -> Mute: ...
+
+    def active_mutes(self, now: datetime) -> list[Mute]:
+        """Mutes in force at ``now`` (read once per poll, before alerts are queued)."""
+
+    def remove_mute(self, mute_id: int, *, at: datetime) -> bool:
+        """Lift a mute (kept, marked removed); False if unknown or already lifted."""
+
+    def list_mutes(self) -> list[Mute]:
+        """Every mute, newest first, whatever its status."""
+
+    def feedback_marks(self, article_id: str, *, story_id: str | None, outlet: str | None,
+                       now: datetime) -> tuple[FeedbackMark, ...]:
+        """What a parent alert shows under it: latest label, mutes in force for it."""

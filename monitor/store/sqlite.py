@@ -16,11 +16,32 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import monitor.store.rows as rows
+import monitor.store.sqlite_digest as digest_sql
+import monitor.store.sqlite_feedback as feedback_sql
+import monitor.store.sqlite_stories as stories_sql
 from monitor.errors import StoreError
-from monitor.models import Alert, Article, FeedState, Receipt, StoryFacts, StoryLink, Verdict
-from monitor.store import rows
-from monitor.store import sqlite_stories as stories_sql
-from monitor.store.base import ArticleRecord, StorySummary
+from monitor.models import (
+    MAX_ARRIVALS,
+    Alert,
+    Article,
+    FeedbackMark,
+    FeedState,
+    Receipt,
+    StoryFacts,
+    StoryLink,
+    Verdict,
+)
+from monitor.store.base import (
+    ArticleRecord,
+    ArticleSummary,
+    DigestStory,
+    LabelEvent,
+    Mute,
+    OutboxCause,
+    StorySummary,
+    WeekStats,
+)
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: initial schema
@@ -137,9 +158,43 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE alerts SET story_id = 's-' || article_id;
     CREATE UNIQUE INDEX alerts_story_parent ON alerts(story_id, destination) WHERE kind = 'parent'
     """,
+    # 6: analysts' Slack buttons: every label with who gave it (``labels`` stays the latest
+    # per article, for training), and mutes of an outlet or a story with an expiry
+    """
+    CREATE TABLE label_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        article_id TEXT NOT NULL REFERENCES articles(id),
+        label INTEGER NOT NULL CHECK (label IN (0, 1)),
+        user_id TEXT,
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX label_events_article ON label_events(article_id, created_at);
+    INSERT INTO label_events (article_id, label, user_id, source, created_at)
+        SELECT article_id, label, NULL, source, created_at FROM labels;
+    ALTER TABLE labels ADD COLUMN user_id TEXT;
+    CREATE TABLE mutes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('outlet', 'story')),
+        value TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        removed_at TEXT
+    );
+    CREATE INDEX mutes_live ON mutes(kind, value, expires_at) WHERE removed_at IS NULL
+    """,
+    # 7: the daily digest goes out once per day, also across restarts
+    """
+    CREATE TABLE digests (
+        id TEXT PRIMARY KEY,
+        destination TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        posted_at TEXT NOT NULL
+    )
+    """,
 )
 
-MAX_ARRIVALS = 2_000  # a week of a very busy feed; keeps the row small
 
 
 _HINTS = {
@@ -319,36 +374,6 @@ class SqliteStore:
     def all_feed_states(self) -> list[FeedState]:
         return [self._feed_state(r) for r in self._query("SELECT * FROM feeds ORDER BY name")]
 
-    def record_fetch_success(
-        self,
-        name: str,
-        url: str,
-        *,
-        etag: str | None,
-        last_modified: str | None,
-        at: datetime,
-    ) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                """
-                INSERT INTO feeds (name, url, etag, last_modified, last_success_at,
-                                   last_attempt_at, polls)
-                VALUES (?, ?, ?, ?, ?, ?, 1)
-                ON CONFLICT(name) DO UPDATE SET
-                    moved_to = CASE WHEN feeds.url <> excluded.url
-                               THEN NULL ELSE feeds.moved_to END,
-                    flagged = CASE WHEN feeds.url <> excluded.url THEN NULL ELSE feeds.flagged END,
-                    disabled = CASE WHEN feeds.url <> excluded.url
-                               THEN NULL ELSE feeds.disabled END,
-                    url = excluded.url, etag = excluded.etag,
-                    last_modified = excluded.last_modified,
-                    last_success_at = excluded.last_success_at,
-                    last_attempt_at = excluded.last_attempt_at,
-                    consecutive_errors = 0, polls = feeds.polls + 1
-                """,
-                (name, url, etag, last_modified, _iso(at), _iso(at)),
-            )
-
     _FEED_COLUMNS = (
         "name", "url", "etag", "last_modified", "last_success_at", "last_attempt_at",
         "last_error", "error_count", "consecutive_errors", "polls", "next_poll_at",
@@ -365,7 +390,7 @@ class SqliteStore:
     def save_feed_state(self, state: FeedState) -> None:
         """Write the feed's whole row in one statement (one transaction).
 
-        The pipeline computes a poll's outcome in memory (``monitor.transitions``)
+        The pipeline computes a poll's outcome in memory (``monitor.feeds.transitions``)
         and persists it here, instead of three read-modify-write transactions.
         """
         self.save_feed_states([state])
@@ -394,76 +419,6 @@ class SqliteStore:
         self._arrivals_text[state.name] = (state.arrivals, text)
         return text
 
-    def update_feed_lifecycle(
-        self,
-        name: str,
-        *,
-        new_items: int = 0,
-        at: datetime,
-        window: timedelta = timedelta(days=7),
-        next_poll_at: datetime | None = None,
-        moved_to: str | None = None,
-        flagged: str | bool | None = False,
-        disabled: str | bool | None = False,
-    ) -> FeedState:
-        """Record arrivals and schedule facts; ``flagged``/``disabled`` False = leave as is.
-
-        Returns the previous state's flag in ``FeedState.flagged`` of the *new* row only
-        after the update, so callers compare before/after to send a notice exactly once.
-        """
-        with self._tx() as conn:
-            row = conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise StoreError(f"feed {name!r} has no state yet")
-            arrivals = [datetime.fromisoformat(t) for t in json.loads(row["arrivals"])]
-            arrivals = [t for t in arrivals if t >= at - window]
-            arrivals.extend([at] * new_items)
-            arrivals = arrivals[-MAX_ARRIVALS:]
-            sets = {
-                "arrivals": json.dumps([_iso(t) for t in arrivals]),
-                "next_poll_at": _iso(next_poll_at),
-            }
-            if new_items:
-                sets["last_new_item_at"] = _iso(at)
-            if moved_to is not None:
-                sets["moved_to"] = moved_to
-            if flagged is not False:
-                sets["flagged"] = flagged
-            if disabled is not False:
-                sets["disabled"] = disabled
-            assignments = ", ".join(f"{column} = ?" for column in sets)
-            conn.execute(
-                f"UPDATE feeds SET {assignments} WHERE name = ?", (*sets.values(), name)
-            )
-            row = conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
-        return self._feed_state(row)
-
-    def record_fetch_failure(self, name: str, url: str, *, error: str, at: datetime) -> FeedState:
-        with self._tx() as conn:
-            conn.execute(
-                """
-                INSERT INTO feeds (name, url, last_attempt_at, last_error, error_count,
-                                   consecutive_errors, polls)
-                VALUES (?, ?, ?, ?, 1, 1, 1)
-                ON CONFLICT(name) DO UPDATE SET
-                    moved_to = CASE WHEN feeds.url <> excluded.url
-                               THEN NULL ELSE feeds.moved_to END,
-                    flagged = CASE WHEN feeds.url <> excluded.url THEN NULL ELSE feeds.flagged END,
-                    disabled = CASE WHEN feeds.url <> excluded.url
-                               THEN NULL ELSE feeds.disabled END,
-                    url = excluded.url,
-                    last_attempt_at = excluded.last_attempt_at,
-                    last_error = excluded.last_error,
-                    error_count = feeds.error_count + 1,
-                    consecutive_errors = feeds.consecutive_errors + 1,
-                    polls = feeds.polls + 1
-                """,
-                (name, url, _iso(at), error[:1000]),
-            )
-            row = conn.execute("SELECT * FROM feeds WHERE name = ?", (name,)).fetchone()
-        return self._feed_state(row)
-
-    # --- articles -----------------------------------------------------------------
     def filter_unseen(self, articles: list[Article]) -> list[Article]:
         if not articles:
             return []
@@ -524,25 +479,29 @@ class SqliteStore:
         return _article(row), verdict
 
     # --- outbox -------------------------------------------------------------------
-    def claim_due_alerts(self, *, now: datetime, limit: int, lease_seconds: float) -> list[Alert]:
+    def claim_due_alerts(self, *, now: datetime, limit: int, lease_seconds: float,
+                         exclude_destinations: Sequence[str] = ()) -> list[Alert]:
         lease_until = _iso(now + timedelta(seconds=lease_seconds))
         now_iso = _iso(now)
+        skip = ""
+        if exclude_destinations:
+            skip = f"AND a.destination NOT IN ({', '.join('?' * len(exclude_destinations))})"
         with self._tx() as conn:
             # Oldest news first: after an outage the backlog goes out in publication order.
             # A reply is due only once its story's parent is posted: it needs the parent's ts.
             rows = conn.execute(
-                """
+                f"""
                 SELECT a.*, p.channel AS parent_channel, p.message_id AS parent_message_id
                 FROM alerts a
                 LEFT JOIN alerts p ON a.kind = 'reply' AND p.kind = 'parent'
                     AND p.story_id = a.story_id AND p.destination = a.destination
                 WHERE ((a.status = 'pending' AND a.next_attempt_at <= ?)
                        OR (a.status = 'in_flight' AND a.lease_until <= ?))
-                  AND (a.kind = 'parent' OR p.status = 'sent')
+                  AND (a.kind = 'parent' OR p.status = 'sent') {skip}
                 ORDER BY a.published_at, a.created_at, a.id
                 LIMIT ?
                 """,
-                (now_iso, now_iso, limit),
+                (now_iso, now_iso, *exclude_destinations, limit),
             ).fetchall()
             claimed: list[Alert] = []
             for row in rows:
@@ -586,12 +545,18 @@ class SqliteStore:
         with self._tx() as conn:
             stories_sql.mark_parent_refreshed(conn, story_id, destination, member_count)
 
-    def story_members_since(self, since: datetime) -> list[tuple[Article, str]]:
-        """Articles first seen since ``since`` with their story ids, oldest first (the
-        story index is rebuilt from these at start-up)."""
+    def story_members_since(self, since: datetime, *,
+                            min_score_fraction: float = 0.0) -> list[tuple[Article, str]]:
+        """Articles first seen since ``since`` that scored at least ``min_score_fraction``
+        of their threshold (or matched), with their story ids, oldest first: the story
+        index is rebuilt from these at start-up."""
         rows = self._query(
-            "SELECT * FROM articles WHERE first_seen_at >= ? AND story_id IS NOT NULL "
-            "ORDER BY first_seen_at, rowid", (_iso(since),))
+            """
+            SELECT a.* FROM articles a JOIN verdicts v ON v.article_id = a.id
+            WHERE a.first_seen_at >= ? AND a.story_id IS NOT NULL
+              AND (v.match = 1 OR v.score >= v.threshold * ?)
+            ORDER BY a.first_seen_at, a.rowid
+            """, (_iso(since), min_score_fraction))
         return [(_article(row), row["story_id"]) for row in rows]
 
     def recent_stories(self, *, since: datetime, limit: int = 50) -> list[StorySummary]:
@@ -630,6 +595,40 @@ class SqliteStore:
             counts[row["status"]] = row["n"]
         return counts
 
+    # --- the daily digest ------------------------------------------------------------
+    def _read(self, func, /, **kwargs):  # type: ignore[no-untyped-def]
+        with self._lock:
+            try:
+                return func(self._conn, **kwargs)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite {self.path}: {_cause(exc)}") from exc
+
+    def digest_stories(self, *, since: datetime, limit: int = 60) -> list[DigestStory]:
+        return self._read(digest_sql.digest_stories, since=since, limit=limit)
+
+    def week_stats(self, *, since: datetime) -> WeekStats:
+        return self._read(digest_sql.week_stats, since=since)
+
+    def digest_posted(self, digest_id: str) -> datetime | None:
+        return self._read(digest_sql.digest_posted, digest_id=digest_id)
+
+    def mark_digest_posted(self, digest_id: str, *, destination: str, message_id: str,
+                           at: datetime) -> None:
+        with self._tx() as conn:
+            digest_sql.mark_digest_posted(conn, digest_id, destination=destination,
+                                          message_id=message_id, at=at)
+
+    def outbox_causes(self) -> list[OutboxCause]:
+        rows = self._query(
+            """
+            SELECT status, COALESCE(last_error, 'not tried yet') AS cause, COUNT(*) AS n,
+                   MAX(attempts) AS attempts, MIN(next_attempt_at) AS next_at
+            FROM alerts WHERE status <> 'sent'
+            GROUP BY status, cause ORDER BY n DESC, status LIMIT 50
+            """)
+        return [OutboxCause(row["status"], row["cause"], row["n"], row["attempts"],
+                            _dt(row["next_at"])) for row in rows]
+
     def requeue_failed_alerts(self, *, now: datetime) -> int:
         """Give parked alerts another chance once the operator fixed the cause."""
         with self._tx() as conn:
@@ -639,21 +638,35 @@ class SqliteStore:
             ).rowcount
 
     # --- analyst feedback -----------------------------------------------------------
-    def add_label(self, article_id: str, label: int, *, source: str, at: datetime) -> None:
-        if label not in (0, 1):
-            raise StoreError(f"label must be 0 or 1, got {label!r}")
+    def add_label(self, article_id: str, label: int, *, source: str, at: datetime,
+                  user_id: str | None = None) -> None:
         with self._tx() as conn:
-            exists = conn.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone()
-            if not exists:
-                raise StoreError(f"no stored article with id {article_id!r}")
-            conn.execute(
-                """
-                INSERT INTO labels (article_id, label, source, created_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT(article_id) DO UPDATE SET label = excluded.label,
-                    source = excluded.source, created_at = excluded.created_at
-                """,
-                (article_id, label, source, _iso(at)),
-            )
+            feedback_sql.add_label(conn, article_id, label, source=source, at=at,
+                                   user_id=user_id)
+
+    def label_history(self, article_id: str) -> list[LabelEvent]:
+        return self._read(feedback_sql.label_history, article_id=article_id)
+
+    def add_mute(self, kind: str, value: str, *, created_by: str, at: datetime,
+                 expires_at: datetime) -> Mute:
+        with self._tx() as conn:
+            return feedback_sql.add_mute(conn, kind, value, created_by=created_by, at=at,
+                                         expires_at=expires_at)
+
+    def active_mutes(self, now: datetime) -> list[Mute]:
+        return self._read(feedback_sql.active_mutes, now=now)
+
+    def remove_mute(self, mute_id: int, *, at: datetime) -> bool:
+        with self._tx() as conn:
+            return feedback_sql.remove_mute(conn, mute_id, at=at)
+
+    def list_mutes(self) -> list[Mute]:
+        return self._read(feedback_sql.list_mutes)
+
+    def feedback_marks(self, article_id: str, *, story_id: str | None, outlet: str | None,
+                       now: datetime) -> tuple[FeedbackMark, ...]:
+        return self._read(feedback_sql.feedback_marks, article_id=article_id,
+                          story_id=story_id, outlet=outlet, now=now)
 
     def labelled_articles(self) -> list[tuple[Article, int]]:
         rows = self._query(
@@ -661,10 +674,11 @@ class SqliteStore:
         )
         return [(_article(r), r["label"]) for r in rows]
 
-    def recent_articles(self, *, limit: int = 20, matches_only: bool = False) -> list[sqlite3.Row]:
+    def recent_articles(self, *, limit: int = 20,
+                        matches_only: bool = False) -> list[ArticleSummary]:
         """Newest stored articles with their scores, for the CLI's ``articles`` view."""
         where = "WHERE v.match = 1" if matches_only else ""
-        return self._query(
+        rows = self._query(
             f"""
             SELECT a.id, a.source, a.title, a.published_at, a.story_id, v.score, v.match
             FROM articles a LEFT JOIN verdicts v ON v.article_id = a.id
@@ -673,6 +687,9 @@ class SqliteStore:
             """,
             (limit,),
         )
+        return [ArticleSummary(row["id"], row["source"], row["title"],
+                               datetime.fromisoformat(row["published_at"]), row["story_id"],
+                               row["score"], bool(row["match"])) for row in rows]
 
 
 def _alert(row: sqlite3.Row, *, attempts: int, needs_lookup: bool,

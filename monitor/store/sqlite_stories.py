@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 
 from monitor.models import Alert, Article, Receipt, StoryFacts, StoryLink, Verdict
 from monitor.store.base import StorySummary
 from monitor.store.rows import alert_from_row, alert_payload, dt, iso
+from monitor.store.sqlite_feedback import feedback_marks
 
 __all__ = [
     "mark_parent_refreshed",
@@ -131,10 +132,13 @@ def parents_to_refresh(conn: sqlite3.Connection, *, limit: int) -> list[tuple[Al
         sources = tuple(r[0] for r in conn.execute(
             "SELECT source FROM articles WHERE story_id = ? GROUP BY source "
             "ORDER BY MIN(first_seen_at) LIMIT ?", (row["story_id"], MAX_SOURCES_SHOWN)))
+        # the analysts' marks ride along: the edit rewrites the whole message
+        marks = feedback_marks(conn, parent.article_id, story_id=row["story_id"],
+                               outlet=parent.source, now=datetime.now(UTC))
         facts = StoryFacts(
             story_id=row["story_id"], source_count=row["s_sources"],
             member_count=row["s_members"], first_seen_at=datetime.fromisoformat(row["s_first"]),
-            last_seen_at=datetime.fromisoformat(row["s_last"]), sources=sources,
+            last_seen_at=datetime.fromisoformat(row["s_last"]), sources=sources, marks=marks,
         )
         found.append((parent, facts))
     return found

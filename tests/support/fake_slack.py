@@ -42,6 +42,10 @@ MAX_FIELDS = 10
 MAX_FIELD_TEXT = 2000
 MAX_CONTEXT_ELEMENTS = 10
 MAX_MESSAGE_TEXT = 40_000
+MAX_ACTION_ELEMENTS = 25
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+MAX_ID = 255  # action_id and block_id
 JSON_KEYS = ("blocks", "metadata", "attachments")  # JSON-encoded when sent as form fields
 
 
@@ -114,8 +118,9 @@ class _ApiError(Exception):
 class FakeSlack:
     """ThreadingHTTPServer on 127.0.0.1 (ephemeral port) speaking a subset of the Web API.
 
-    Supported methods: ``chat.postMessage``, ``conversations.history``,
-    ``conversations.list``, ``auth.test``.
+    Supported methods: ``chat.postMessage``, ``chat.update``, ``conversations.history``,
+    ``conversations.replies``, ``conversations.list``, ``auth.test`` and
+    ``apps.connections.open`` (with the app-level token; see ``fake_socket_mode``).
     """
 
     def __init__(
@@ -125,8 +130,13 @@ class FakeSlack:
         *,
         history_page_size: int | None = None,
         port: int = 0,
+        app_token: str | None = None,
     ) -> None:
         self.token = token
+        self.app_token = app_token
+        """The app-level token ``apps.connections.open`` wants (Socket Mode)."""
+        self.socket_url: str | None = None
+        """What ``apps.connections.open`` answers (a FakeSocketMode sets it)."""
         self.port = port
         """0: an ephemeral port; a fixed one lets a test start the fake where a client
         already points (Slack coming back after refusing connections)."""
@@ -135,6 +145,12 @@ class FakeSlack:
         self.history_page_size = history_page_size
         """If set, conversations.history returns at most this many per page (Slack may
         return fewer than ``limit``), so callers must follow the cursor."""
+        self.rate_limit_every: int | None = None
+        """Answer every n-th chat.postMessage with 429 (a rate-limit storm), when set."""
+        self.rate_limit_retry_after = 1.0
+        self._posts_seen = 0
+        self.not_member: set[str] = set()
+        """Channel IDs the bot has not joined (posting there answers ``not_in_channel``)."""
         self.messages: list[FakeMessage] = []
         self.calls: list[FakeCall] = []
         self._failures: list[_Failure] = []
@@ -282,6 +298,11 @@ class FakeSlack:
         with self._lock:
             self.calls.append(call)
             failure = self._take_failure(call.method)
+            if failure is None and self.rate_limit_every and call.method == "chat.postMessage":
+                self._posts_seen += 1
+                if self._posts_seen % self.rate_limit_every == 0:
+                    failure = _Failure(429, "ratelimited", self.rate_limit_retry_after,
+                                       call.method)
             try:
                 if call.http_method != "POST":
                     raise _ApiError("invalid_request_method", status=405)
@@ -303,7 +324,16 @@ class FakeSlack:
         if not authorization:
             raise _ApiError("not_authed")
         scheme, _, value = authorization.partition(" ")
-        if scheme.lower() != "bearer" or value.strip() != self.token:
+        value = value.strip()
+        if call.method == "apps.connections.open":  # only an app-level token may open one
+            if scheme.lower() != "bearer" or not value.startswith("xapp-"):
+                raise _ApiError("not_allowed_token_type")
+            if value != self.app_token:
+                raise _ApiError("invalid_auth")
+            return
+        if value.startswith("xapp-"):  # Slack refuses app tokens for bot methods
+            raise _ApiError("not_allowed_token_type")
+        if scheme.lower() != "bearer" or value != self.token:
             raise _ApiError("invalid_auth")
 
     def _dispatch(self, call: FakeCall) -> dict[str, Any]:
@@ -315,7 +345,10 @@ class FakeSlack:
             "conversations.replies": self._replies,
             "chat.update": self._update,
             "conversations.list": self._list,
-            "auth.test": lambda _p: {"ok": True, "user_id": "U0FAKEBOT", "bot_id": "B0FAKEBOT"},
+            "apps.connections.open": self._connections_open,
+            "auth.test": lambda _p: {"ok": True, "user_id": "U0FAKEBOT", "bot_id": "B0FAKEBOT",
+                                     "team": "Fake Team", "user": "news-monitor"},
+            "conversations.info": self._info,
         }
         handler = handlers.get(call.method)
         if handler is None:
@@ -324,6 +357,8 @@ class FakeSlack:
 
     def _post_message(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve(p.get("channel"))
+        if channel in self.not_member:
+            raise _ApiError("not_in_channel")
         text = p.get("text")
         blocks = p.get("blocks")
         if not text and not blocks:
@@ -385,6 +420,14 @@ class FakeSlack:
             "response_metadata": {"next_cursor": f"o:{start + limit}" if more else ""},
         }
 
+    def _info(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = p.get("channel")
+        if channel not in self.channels:  # conversations.info takes IDs only
+            raise _ApiError("channel_not_found")
+        return {"ok": True, "channel": {"id": channel, "name": self.channels[channel],
+                                        "is_member": channel not in self.not_member,
+                                        "is_archived": False}}
+
     def _find(self, channel: str, ts: str) -> FakeMessage | None:
         return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
 
@@ -440,6 +483,11 @@ class FakeSlack:
             return [m for m in self.messages if not m.thread_ts
                     and (channel is None or m.channel == channel)]
 
+    def _connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not self.socket_url:
+            raise _ApiError("internal_error", status=500)
+        return {"ok": True, "url": self.socket_url}
+
     def _list(self, p: dict[str, Any]) -> dict[str, Any]:
         chans = [{"id": cid, "name": name, "is_archived": False}
                  for cid, name in self.channels.items()]
@@ -457,6 +505,7 @@ def _text_len(obj: Any) -> int:
 def _check_blocks(blocks: Any) -> None:
     if not isinstance(blocks, list) or not blocks or len(blocks) > MAX_BLOCKS:
         raise _ApiError("invalid_blocks")
+    block_ids: set[str] = set()
     for block in blocks:
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             raise _ApiError("invalid_blocks")
@@ -485,6 +534,41 @@ def _check_blocks(blocks: Any) -> None:
             elements = block.get("elements")
             if not isinstance(elements, list) or not 0 < len(elements) <= MAX_CONTEXT_ELEMENTS:
                 raise _ApiError("invalid_blocks")
+        elif kind == "actions":
+            _check_actions(block)
+        block_id = block.get("block_id")
+        if block_id is not None:
+            if not isinstance(block_id, str) or not 0 < len(block_id) <= MAX_ID \
+                    or block_id in block_ids:
+                raise _ApiError("invalid_blocks")  # Slack: block_ids unique in a message
+            block_ids.add(block_id)
+
+
+def _check_actions(block: dict[str, Any]) -> None:
+    """An actions block as Slack checks it: 1-25 interactive elements; a button has
+    plain_text text of at most 75 characters, a unique action_id, a value of at most
+    2,000 characters and, if any, the style primary or danger."""
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 0 < len(elements) <= MAX_ACTION_ELEMENTS:
+        raise _ApiError("invalid_blocks")
+    action_ids: set[str] = set()
+    for element in elements:
+        if not isinstance(element, dict) or element.get("type") != "button":
+            raise _ApiError("invalid_blocks")  # the fake knows buttons only
+        text = element.get("text")
+        if (not isinstance(text, dict) or text.get("type") != "plain_text"
+                or not 0 < _text_len(text) <= MAX_BUTTON_TEXT):
+            raise _ApiError("invalid_blocks")
+        action_id = element.get("action_id")
+        if not isinstance(action_id, str) or not 0 < len(action_id) <= MAX_ID \
+                or action_id in action_ids:
+            raise _ApiError("invalid_blocks")
+        action_ids.add(action_id)
+        value = element.get("value")
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_BUTTON_VALUE):
+            raise _ApiError("invalid_blocks")
+        if element.get("style") not in (None, "primary", "danger"):
+            raise _ApiError("invalid_blocks")
 
 
 def _parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
