@@ -114,9 +114,12 @@ DEFAULT_MODE = "workers"
 
 def _modes(classify_workers: int) -> dict[str, list[str]]:
     """How the pipeline runs: all in the daemon's process (parse and classify in threads),
-    or as the daemon does by default (parser and classifier worker processes)."""
+    or as the daemon does by default (parser and classifier worker processes), and the
+    latter without the stories stage, to show what the stage costs."""
     return {"threads": ["--parse", "thread", "--classify-workers", "0"],
-            DEFAULT_MODE: ["--parse", "pool", "--classify-workers", str(classify_workers)]}
+            DEFAULT_MODE: ["--parse", "pool", "--classify-workers", str(classify_workers)],
+            "workers-no-stories": ["--parse", "pool", "--classify-workers",
+                                   str(classify_workers), "--no-stories"]}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -168,8 +168,19 @@ async def _feed_states(store: Any) -> Any:
     return states
 
 
+def _story_stage(rules: Any) -> Any:
+    """The daemon's stories stage (``monitor/app.py``), with the repository's keyword file."""
+    from monitor.stories import StoryIndex, StorySettings, load_names
+    from monitor.stories.stage import StoryStage
+
+    keywords = Path(__file__).resolve().parent.parent / "config" / "keywords.toml"
+    return StoryStage(StoryIndex(StorySettings(), load_names(keywords)), rules=rules,
+                      now=lambda: datetime.now(UTC))
+
+
 async def build_deps(stack: AsyncExitStack, concurrency: int, *, parse: str,
-                     classify_workers: int) -> tuple[PipelineDeps, str, str]:
+                     classify_workers: int,
+                     stories: bool = True) -> tuple[PipelineDeps, str, str]:
     """The pipeline's dependencies as ``monitor/app.py`` builds them, in ``stack``:
     (deps, classifier note, where parsing and classification run)."""
     from monitor import app
@@ -202,10 +213,12 @@ async def build_deps(stack: AsyncExitStack, concurrency: int, *, parse: str,
             ClassifierPool(classifier, model_path=None, workers=classify_workers))
         classify_fn = classify_pool.classify
         classify_note = f"process pool ({classify_workers} workers)"
+    rules = replace(app.alert_rules(Settings()), destination="console")
     deps = _deps(
         parse_fn, classify_fn,
         client=client, store=store, classifier=classifier, fetch_limits=limits,
-        rules=replace(app.alert_rules(Settings()), destination="console"), max_items=500,
+        stories=_story_stage(rules).link if stories else None,
+        rules=rules, max_items=500,
         lifecycle=app.lifecycle_policy(Settings()),
         now=lambda: datetime.now(UTC), states=await _feed_states(store),
     )
@@ -214,7 +227,8 @@ async def build_deps(stack: AsyncExitStack, concurrency: int, *, parse: str,
 
 async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int, seed: int,
                        *, parse: str = "thread", profile: str | None = None,
-                       warm_repeats: int = 0, classify_workers: int = 0) -> dict[str, Any]:
+                       warm_repeats: int = 0, classify_workers: int = 0,
+                       stories: bool = True) -> dict[str, Any]:
     """Cold, warm and all-304 cycles; with ``profile`` ("cold" or "all304") only that
     cycle is profiled (after an unprofiled cold one for "all304") and then it stops.
 
@@ -227,7 +241,8 @@ async def run_pipeline(base: str, count: int, concurrency: int, bump_count: int,
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
         deps, classifier_note, parse_note = await build_deps(
-            stack, concurrency, parse=parse, classify_workers=classify_workers)
+            stack, concurrency, parse=parse, classify_workers=classify_workers,
+            stories=stories)
         limits = deps.fetch_limits
         freeze = getattr(app, "freeze_startup_heap", None)
         if freeze is not None:  # as monitor/app.py does once everything is built
@@ -392,6 +407,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="classifier worker processes (0: score in a thread)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="warm mode: rounds of (bump, warm, all-304) after one cold cycle")
+    parser.add_argument("--no-stories", action="store_true",
+                        help="leave the stories stage out (to measure what it costs)")
     parser.add_argument("--cycle", choices=("cold", "all304"), default="cold",
                         help="which cycle the profile mode profiles")
     args = parser.parse_args(argv)
@@ -401,6 +418,7 @@ def main(argv: list[str] | None = None) -> None:
         result = asyncio.run(run_pipeline(args.base, args.feeds, args.concurrency, args.bump,
                                           args.seed, parse=args.parse,
                                           classify_workers=args.classify_workers,
+                                          stories=not args.no_stories,
                                           profile=args.cycle if args.mode == "profile" else None,
                                           warm_repeats=args.repeats if args.mode == "warm" else 0))
     json.dump(result, sys.stdout)

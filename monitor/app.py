@@ -31,7 +31,7 @@ from monitor.alerts.sinks import Sinks
 from monitor.classify import ArticleClassifier
 from monitor.classify_pool import ClassifierPool
 from monitor.countries import load_country_terms, load_prefilter_terms
-from monitor.decide import AlertRules
+from monitor.decide import AlertRules, Route
 from monitor.errors import DeliveryError, StoreError
 from monitor.feeds import CadencePolicy, FeedStates, LifecyclePolicy
 from monitor.http import FetchLimits, HostLimiter, build_client
@@ -39,7 +39,7 @@ from monitor.models import Feed
 from monitor.parse_pool import ParserPool
 from monitor.pipeline import FeedReport, PipelineDeps, run_feed
 from monitor.schedule import TaskTracker, build_scheduler
-from monitor.settings import Settings
+from monitor.settings import RouteSettings, Settings
 from monitor.store.base import Store
 from monitor.storehealth import StoreHealth
 
@@ -134,7 +134,21 @@ def alert_rules(settings: Settings) -> AlertRules:
         destination=settings.alert_destination,
         max_article_age_hours=settings.alerts.max_article_age_hours,
         snippet_chars=settings.alerts.snippet_chars,
+        routes=tuple(
+            Route(destination=f"slack:{r.channel}", event_types=frozenset(r.event_types),
+                  min_score=r.min_score, keywords=tuple(k.lower() for k in r.keywords))
+            for r in active_routes(settings)),
     )
+
+
+def active_routes(settings: Settings) -> tuple[RouteSettings, ...]:
+    """Routes post to Slack channels: they apply only when alerts go to Slack."""
+    if settings.alerts.routes and settings.sink != "slack":
+        log.warning("alerts.routes are ignored: they post to Slack channels and SLACK_BOT_TOKEN "
+                    "and SLACK_CHANNEL are not both set (alerts go to the %s)", settings.sink)
+        return ()
+    return tuple(r for r in settings.alerts.routes
+                 if f"slack:{r.channel}" != settings.alert_destination)
 
 
 def build_notifier(settings: Settings) -> Notifier:
@@ -143,12 +157,12 @@ def build_notifier(settings: Settings) -> Notifier:
     return Notifier(token=token, channel=slack.ops_channel, base_url=slack.api_url)
 
 
-def _slack_sink(settings: Settings) -> Deliverer:
+def _slack_sink(settings: Settings, channel: str | None = None) -> Deliverer:
     from monitor.alerts.slack import SlackDeliverer
 
     slack = settings.slack
     assert slack.bot_token is not None and slack.channel is not None
-    return SlackDeliverer(slack.bot_token.get_secret_value(), slack.channel,
+    return SlackDeliverer(slack.bot_token.get_secret_value(), channel or slack.channel,
                           base_url=slack.api_url, buttons=slack.app_token is not None)
 
 
@@ -174,7 +188,10 @@ SINK_BUILDERS: dict[str, Callable[[Settings], Deliverer]] = {
 def build_deliverers(settings: Settings) -> dict[str, Deliverer]:
     """The registry the drainer routes by: destination → deliverer. Each deliverer keeps
     (and redacts) its own secrets."""
-    return {settings.alert_destination: SINK_BUILDERS[settings.sink](settings)}
+    deliverers = {settings.alert_destination: SINK_BUILDERS[settings.sink](settings)}
+    for route in active_routes(settings):
+        deliverers.setdefault(f"slack:{route.channel}", _slack_sink(settings, route.channel))
+    return deliverers
 
 
 @dataclass

@@ -578,21 +578,22 @@ def cmd_slack_test(settings: Settings, args: argparse.Namespace) -> int:
         print("error: Slack is not configured: set SLACK_BOT_TOKEN and SLACK_CHANNEL "
               "(see README, Slack setup)", file=sys.stderr)
         return EXIT_CONFIG
-    [deliverer] = build_deliverers(settings).values()
+    failed = False
+    for destination, deliverer in build_deliverers(settings).items():
 
-    async def check() -> list[str]:
+        async def check(deliverer: object = deliverer) -> list[str]:
+            try:
+                return await deliverer.check(post_test_message=True)  # type: ignore[attr-defined]
+            finally:
+                await deliverer.aclose()  # type: ignore[attr-defined]
+
         try:
-            return await deliverer.check(post_test_message=True)  # type: ignore[attr-defined]
-        finally:
-            await deliverer.aclose()
-
-    try:
-        for line in asyncio.run(check()):
-            print(f"ok: {line}")
-    except DeliveryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    return EXIT_OK
+            for line in asyncio.run(check()):
+                print(f"ok: {destination}: {line}")
+        except DeliveryError as exc:
+            print(f"error: {destination}: {exc}", file=sys.stderr)
+            failed = True
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 COMMANDS = {

@@ -15,18 +15,46 @@ from monitor.models import Alert, Article, Verdict
 
 
 @dataclass(frozen=True, slots=True)
+class Route:
+    """A further destination for the matches that meet all its conditions."""
+
+    destination: str
+    event_types: frozenset[str] = frozenset()
+    min_score: float | None = None
+    keywords: tuple[str, ...] = ()
+    """Lower-case words or phrases; one must occur in the headline or summary."""
+
+    def accepts(self, article: Article, verdict: Verdict) -> bool:
+        if self.event_types and verdict.event_type not in self.event_types:
+            return False
+        if self.min_score is not None and verdict.score < self.min_score:
+            return False
+        if self.keywords:
+            text = article.text.lower()
+            return any(keyword in text for keyword in self.keywords)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRules:
     """From ``[alerts]`` (monitor.settings, where the defaults are written)."""
 
     destination: str
     max_article_age_hours: float   # 0 disables the age rule
     snippet_chars: int
+    routes: tuple[Route, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     alert: Alert | None
     reason: str
+    routed: tuple[Alert, ...] = ()
+    """The same match for the routes that accept it (other channels)."""
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return [] if self.alert is None else [self.alert, *self.routed]
 
 
 def alert_id(article_id: str, destination: str) -> str:
@@ -53,7 +81,9 @@ def decide(article: Article, verdict: Verdict, rules: AlertRules, *, now: dateti
                 f"match but published {hours:.0f} h ago (older than "
                 f"{rules.max_article_age_hours:g} h): stored without alert",
             )
-    return Decision(build_alert(article, verdict, rules), "match")
+    routed = tuple(build_alert(article, verdict, rules, destination=route.destination)
+                   for route in rules.routes if route.accepts(article, verdict))
+    return Decision(build_alert(article, verdict, rules), "match", routed)
 
 
 def decide_echo(article: Article, verdict: Verdict, rules: AlertRules, *,
@@ -70,11 +100,13 @@ def _too_old(article: Article, rules: AlertRules, now: datetime) -> bool:
         now - article.published_at > timedelta(hours=rules.max_article_age_hours))
 
 
-def build_alert(article: Article, verdict: Verdict, rules: AlertRules) -> Alert:
+def build_alert(article: Article, verdict: Verdict, rules: AlertRules, *,
+                destination: str | None = None) -> Alert:
+    destination = destination or rules.destination
     return Alert(
-        id=alert_id(article.id, rules.destination),
+        id=alert_id(article.id, destination),
         article_id=article.id,
-        destination=rules.destination,
+        destination=destination,
         title=article.title,
         url=article.url,
         source=article.source,

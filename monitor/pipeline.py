@@ -119,7 +119,7 @@ def _record_batch(
     stories: list[StoryLink | None] = list(links) if links is not None else [None] * len(pairs)
     muted = _apply_mutes(store, pairs, decisions, stories, now)
     inserted = store.record_articles(
-        [(article, verdict, decision.alert, story)
+        [(article, verdict, decision.alerts, story)
          for (article, verdict), decision, story in zip(pairs, decisions, stories, strict=True)])
     new = alerts = 0
     for (article, verdict), decision, is_new in zip(pairs, decisions, inserted, strict=True):
@@ -127,7 +127,7 @@ def _record_batch(
             continue
         new += 1
         if decision.alert is not None:
-            alerts += 1
+            alerts += len(decision.alerts)
         elif verdict.match or article.id in muted:
             log.info("no alert for %s (%s): %s", article.id, article.source, decision.reason)
     return new, alerts

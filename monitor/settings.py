@@ -184,6 +184,31 @@ class ParseSettings(_Section):
     """Read plain UTF-8 RSS 2.0/Atom 1.0 without feedparser (see monitor.fastparse)."""
 
 
+class RouteSettings(_Section):
+    """Another Slack channel for some alerts (e.g. arms alerts also to #dprk-arms).
+
+    A route adds a destination; every match still goes to ``slack.channel``. Each
+    channel gets one thread per story, with the same bot token.
+    """
+
+    name: str = Field(min_length=1)
+    channel: str = Field(min_length=1)
+    event_types: tuple[str, ...] = ()
+    """Event types that go there (empty: any), e.g. ["arms/military", "troops"]."""
+    min_score: float | None = Field(default=None, ge=0, le=1)
+    """A higher bar than the model's threshold for this channel (None: the threshold)."""
+    keywords: tuple[str, ...] = ()
+    """Words or phrases, at least one of which must be in the headline or summary
+    (case-insensitive; empty: no such condition)."""
+
+    @field_validator("channel")
+    @classmethod
+    def _check_route_channel(cls, value: str) -> str:
+        if _looks_like_slack_secret(value):
+            raise ValueError(PASTED_SECRET)
+        return value.strip()
+
+
 class AlertSettings(_Section):
     batch_size: int = Field(default=20, ge=1, le=1_000)
     """Alerts claimed at once; at the paced rate a batch must go out within half the lease."""
@@ -200,6 +225,16 @@ class AlertSettings(_Section):
     """Messages that may go at once before the steady rate applies."""
     snippet_chars: int = Field(default=300, ge=50, le=2_000)
     max_article_age_hours: float = Field(default=72, ge=0)
+    routes: tuple[RouteSettings, ...] = ()
+    """``[[alerts.routes]]``: further channels by event type, score and keywords."""
+
+    @field_validator("routes")
+    @classmethod
+    def _unique_routes(cls, routes: tuple[RouteSettings, ...]) -> tuple[RouteSettings, ...]:
+        names = [r.name for r in routes]
+        if len(names) != len(set(names)):
+            raise ValueError("route names must be unique")
+        return routes
 
 
 NO_CHANNEL_FIX = (

@@ -24,11 +24,14 @@ from monitor.models import (
     Verdict,
 )
 
+ArticleAlerts: TypeAlias = Alert | Sequence[Alert] | None
 ArticleRecord: TypeAlias = (
-    tuple[Article, Verdict, Alert | None] | tuple[Article, Verdict, Alert | None, StoryLink | None]
+    tuple[Article, Verdict, ArticleAlerts]
+    | tuple[Article, Verdict, ArticleAlerts, StoryLink | None]
 )
-"""One new article as a poll records it: verdict, alert (if it matched), story (if assigned;
-without one the article is a story of its own)."""
+"""One new article as a poll records it: verdict, alerts (one per destination it is
+routed to; none if it did not match), story (if assigned; without one the article is a
+story of its own)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,6 +193,41 @@ MIGRATIONS: tuple[str, ...] = (
         posted_at TEXT NOT NULL
     )
     """,
+    # 8: routing: one article may alert several destinations (one alert each)
+    """
+    CREATE TABLE alerts_routed (
+        id TEXT PRIMARY KEY,
+        article_id TEXT NOT NULL REFERENCES articles(id),
+        destination TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'in_flight', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        lease_until TEXT,
+        needs_lookup INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        message_id TEXT,
+        delivered_at TEXT,
+        created_at TEXT NOT NULL,
+        first_attempt_at TEXT,
+        published_at TEXT,
+        kind TEXT NOT NULL DEFAULT 'parent',
+        story_id TEXT,
+        channel TEXT,
+        UNIQUE (article_id, destination)
+    );
+    INSERT INTO alerts_routed (id, article_id, destination, payload, status, attempts,
+        next_attempt_at, lease_until, needs_lookup, last_error, message_id, delivered_at,
+        created_at, first_attempt_at, published_at, kind, story_id, channel)
+        SELECT id, article_id, destination, payload, status, attempts, next_attempt_at,
+            lease_until, needs_lookup, last_error, message_id, delivered_at, created_at,
+            first_attempt_at, published_at, kind, story_id, channel FROM alerts;
+    DROP TABLE alerts;
+    ALTER TABLE alerts_routed RENAME TO alerts;
+    CREATE INDEX alerts_due ON alerts(status, next_attempt_at);
+    CREATE INDEX alerts_order ON alerts(status, published_at, created_at);
+    CREATE UNIQUE INDEX alerts_story_parent ON alerts(story_id, destination) WHERE kind = 'parent'
+    """,
 )
 
 
@@ -699,8 +734,8 @@ def _alert(row: sqlite3.Row, *, attempts: int, needs_lookup: bool,
 
 
 def _insert_article(
-    conn: sqlite3.Connection, article: Article, verdict: Verdict, alert: Alert | None,
-    story: StoryLink | None = None,
+    conn: sqlite3.Connection, article: Article, verdict: Verdict,
+    alert: Alert | Sequence[Alert] | None, story: StoryLink | None = None,
 ) -> bool:
     """Article, verdict and alert rows; False (nothing written) if the article is stored."""
     inserted = conn.execute(

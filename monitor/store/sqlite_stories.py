@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from monitor.models import Alert, Article, Receipt, StoryFacts, StoryLink, Verdict
@@ -38,13 +39,14 @@ def own_story_id(article_id: str) -> str:
 
 
 def record_member(conn: sqlite3.Connection, article: Article, verdict: Verdict,
-                  alert: Alert | None, story: StoryLink | None) -> None:
-    """Count the (already inserted) article in its story and queue its alert, if any.
+                  alert: Alert | Sequence[Alert] | None, story: StoryLink | None) -> None:
+    """Count the (already inserted) article in its story and queue its alerts, if any
+    (one per destination it is routed to).
 
-    The alert becomes the story's parent when the story has none yet for that
+    An alert becomes the story's parent when the story has none yet for that
     destination (also when earlier members did not match), else a reply in the
-    parent's thread. A non-matching near-duplicate of a matched member is queued
-    as a reply too ("also reported by").
+    parent's thread, so each channel has one thread per story. A non-matching
+    near-duplicate of a matched member is queued as a reply too ("also reported by").
     """
     story_id = story.story_id if story is not None else own_story_id(article.id)
     published, seen = iso(article.published_at), iso(article.first_seen_at)
@@ -69,20 +71,26 @@ def record_member(conn: sqlite3.Connection, article: Article, verdict: Verdict,
             """,
             (seen, published, published, published, published, story_id, story_id),
         )
-    queued = alert
-    if queued is None and story is not None and story.echo is not None \
+    queued = [] if alert is None else [alert] if isinstance(alert, Alert) else list(alert)
+    echo = not queued
+    if echo and story is not None and story.echo is not None \
             and story.near_duplicate_of is not None:
         copied = conn.execute("SELECT match FROM verdicts WHERE article_id = ?",
                               (story.near_duplicate_of,)).fetchone()
         if copied is not None and copied[0]:
-            queued = story.echo
-    if queued is None:
-        return
+            queued = [story.echo]
+    for one in queued:
+        _queue(conn, article, one, story_id, echo=echo, seen=seen)
+
+
+def _queue(conn: sqlite3.Connection, article: Article, alert: Alert, story_id: str, *,
+           echo: bool, seen: str | None) -> None:
+    """One destination's alert: the story's parent there, or a reply in its thread."""
     has_parent = conn.execute(
         "SELECT 1 FROM alerts WHERE story_id = ? AND destination = ? AND kind = 'parent'",
-        (story_id, queued.destination),
+        (story_id, alert.destination),
     ).fetchone() is not None
-    if not has_parent and alert is None:
+    if not has_parent and echo:
         return  # an echo of a member that was never alerted (too old): nothing to thread
     kind = "reply" if has_parent else "parent"
     if kind == "parent":
@@ -94,8 +102,8 @@ def record_member(conn: sqlite3.Connection, article: Article, verdict: Verdict,
                             next_attempt_at, created_at, published_at, kind, story_id)
         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)
         """,
-        (queued.id, queued.article_id, queued.destination, json.dumps(alert_payload(queued)),
-         seen, seen, iso(queued.published_at), kind, story_id),
+        (alert.id, alert.article_id, alert.destination, json.dumps(alert_payload(alert)),
+         seen, seen, iso(alert.published_at), kind, story_id),
     )
 
 
