@@ -80,7 +80,7 @@ class StoreHealth:
         if self.failing_since is None:
             return None
         lasted = self._clock() - self.failing_since
-        self.log.warning("storage works again after %.0f s (%d failed operations)",
+        self.log.info("storage works again after %.0f s (%d failed operations)",
                          lasted, self.failures)
         self.failing_since = None
         self.failures = 0

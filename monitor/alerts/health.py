@@ -24,7 +24,7 @@ __all__ = ["OUTAGE_PROBE_BASE", "OUTAGE_PROBE_CAP", "DestinationHealth"]
 OUTAGE_PROBE_BASE = 2.0
 """Seconds before the first probe after a failure."""
 
-OUTAGE_PROBE_CAP = 60.0
+OUTAGE_PROBE_CAP = 30.0
 """Longest wait between probes: the longest an alert waits after the destination is back."""
 
 

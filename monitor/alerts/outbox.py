@@ -305,7 +305,7 @@ async def drain_outbox(
     batch_size: int = 50,
     lease_seconds: float = 120.0,
     base_backoff: float = 2.0,
-    max_backoff: float = 60.0,
+    max_backoff: float = 30.0,
     max_attempts: int | None = None,
     logger: logging.Logger,
     rng: random.Random | None = None,

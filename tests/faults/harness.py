@@ -169,11 +169,11 @@ class FeedEntry:
 
 
 def write_config(workdir: Path, db_path: Path, feeds: Iterable[FeedEntry], *,
-                 busy_timeout: float = 5.0, lease: float = 30.0, base_backoff: float = 30.0,
-                 max_backoff: float = 3600.0, extra: str = "") -> Path:
+                 busy_timeout: float = 5.0, lease: float = 30.0, extra: str = "") -> Path:
     """A config for the daemon under test. Intervals and back-offs are the production
-    ones wherever the scenario does not need them shorter; the safety-net interval
-    (``max_interval_seconds``) stays at its default of 6 h on purpose."""
+    ones wherever the scenario does not need them shorter (the alerts' back-off and
+    pacing are the daemon's defaults); the safety-net interval (``max_interval_seconds``)
+    stays at its default of 6 h on purpose."""
     body = f"""
 [schedule]
 default_interval_seconds = 60
@@ -202,8 +202,6 @@ workers = 0
 [alerts]
 max_article_age_hours = 0
 lease_seconds = {lease}
-base_backoff_seconds = {base_backoff}
-max_backoff_seconds = {max_backoff}
 {extra}
 """
     for feed in feeds:
