@@ -36,6 +36,9 @@ class Example:
     event_type: str = ""
     style: str = ""
     date: str = ""
+    weight: float = 1.0
+    """How many written examples this one counts as in the fit (an analyst's label
+    counts more: it is a real item the model got wrong or right in production)."""
 
     @property
     def text(self) -> str:
@@ -119,7 +122,9 @@ def data_fingerprint(examples: Sequence[Example]) -> str:
     """sha256 over the examples' content, independent of file order."""
     digest = hashlib.sha256()
     for e in sorted(examples, key=lambda x: x.id):
-        record = [e.id, e.title, e.summary, e.label, e.event_type]
+        record: list[object] = [e.id, e.title, e.summary, e.label, e.event_type]
+        if e.weight != 1.0:  # weighted items change the fit; unweighted data keeps its old hash
+            record.append(e.weight)
         digest.update(json.dumps(record, ensure_ascii=False).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()

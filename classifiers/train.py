@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -128,13 +129,31 @@ def training_texts(examples: Sequence[Example], *,
     return texts, np.asarray(labels, dtype=int)
 
 
+def training_weights(examples: Sequence[Example], *, augment: bool = True) -> np.ndarray | None:
+    """Sample weights aligned with ``training_texts`` (a headline copy weighs as its item).
+
+    None when every weight is 1, so that unweighted training calls ``fit`` exactly as
+    before and gives bit-identical models.
+    """
+    weights = [e.weight for e in examples]
+    if augment:
+        weights.extend(e.weight for e in examples if e.summary)
+    if all(w == 1.0 for w in weights):
+        return None
+    return np.asarray(weights, dtype=float)
+
+
 def fit_pipeline(examples: Sequence[Example], kind: str, *, lexicon: dict[str, Any] | None,
                  seed: int = 0, augment: bool = True,
                  params: dict[str, Any] | None = None) -> Pipeline:
     """A fitted candidate pipeline (the one place where training texts are assembled)."""
     texts, labels = training_texts(examples, augment=augment)
+    weights = training_weights(examples, augment=augment)
     pipe = build_pipeline(kind, lexicon=lexicon, seed=seed, **(params or {}))
-    pipe.fit(texts, labels)
+    if weights is None:
+        pipe.fit(texts, labels)
+    else:  # every candidate's final step accepts sample_weight (LR, calibrated SVM, HGB, vote)
+        pipe.fit(texts, labels, clf__sample_weight=weights)
     return pipe
 
 
@@ -206,12 +225,23 @@ def _merge(base: Sequence[Example], extra: Iterable[Example]) -> list[Example]:
 
 def fit(examples: Sequence[Example], lexicon: KeywordLexicon, *, kind: str = "best",
         target_precision: float = 0.9, seed: int = 0, keywords_sha: str = "",
-        data_files: Sequence[Path] = (), n_jobs: int | None = None) -> Fitted:
-    """Select, threshold and fit a model on the TRAIN split of ``examples``; no saving."""
+        data_files: Sequence[Path] = (), n_jobs: int | None = None,
+        feedback: Sequence[Example] = ()) -> Fitted:
+    """Select, threshold and fit a model on the TRAIN split of ``examples``; no saving.
+
+    ``feedback`` (analysts' labels) all join the training side, bypassing the frozen
+    id split: their yardstick is the caller's held-out-by-time labels, and dropping a
+    fifth of them to an id hash would waste the scarcest data we have. An item whose
+    id is in the frozen test split of ``examples`` is never trained on.
+    """
     if not 0 < target_precision < 1:
         raise TrainingError("target_precision must be between 0 and 1")
-    examples = sorted(examples, key=lambda e: e.id)
-    train_set, test_set = split_frozen(examples)
+    train_set, test_set = split_frozen(sorted(examples, key=lambda e: e.id))
+    test_ids = {e.id for e in test_set}
+    feedback = [e for e in feedback if e.id not in test_ids]
+    if feedback:
+        train_set = _merge(train_set, feedback)
+    examples = sorted([*train_set, *test_set], key=lambda e: e.id)
     _check_trainable(train_set)
     lex = lexicon.to_dict()
     kinds = CANDIDATES if kind == "best" else (kind,)
@@ -319,9 +349,91 @@ def train(data_files: Iterable[Path | str] | None = None,
     return _save(fitted, Path(out_path) if out_path is not None else default_model_path())
 
 
+#: The default of ``[retrain] tolerance``: how much worse than the current model a
+#: candidate may be on any guarded metric. About one item in 200 on the frozen test
+#: split's F1; PR-AUC moves by more than this between two honest fits on the same data.
+DEFAULT_TOLERANCE = 0.005
+#: Differences smaller than this are float noise, neither better nor worse.
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class GuardCheck:
+    """One metric of both models; ``guarded`` ones decide the install, the rest are shown."""
+
+    name: str
+    current: float
+    candidate: float
+    guarded: bool
+    note: str = ""
+
+    @property
+    def difference(self) -> float:
+        return self.candidate - self.current
+
+    @property
+    def comparable(self) -> bool:
+        return not (math.isnan(self.current) or math.isnan(self.candidate))
+
+    def worse_than(self, tolerance: float) -> bool:
+        return self.comparable and self.difference < -tolerance - _EPS
+
+    @property
+    def better(self) -> bool:
+        return self.comparable and self.difference > _EPS
+
+
+def guard_verdict(checks: Sequence[GuardCheck], tolerance: float) -> tuple[bool, str]:
+    """The install rule, in one place (README, "train --with-feedback", says the same).
+
+    Install when no guarded metric of the candidate is below the current model's by
+    more than ``tolerance`` AND at least one guarded metric is strictly better. The
+    tolerance exists because a candidate with better F1 was refused for a PR-AUC lower
+    in the fifth decimal; "at least one better" keeps an equal model from churning
+    the installed file (and its version in every alert) for nothing.
+    """
+    guarded = [c for c in checks if c.guarded and c.comparable]
+    if not guarded:
+        return False, "no guarded metric could be computed"
+    worse = [c for c in guarded if c.worse_than(tolerance)]
+    if worse:
+        return False, "; ".join(
+            f"candidate {c.name} {c.candidate:.6f} is below the current {c.current:.6f} by "
+            f"{-c.difference:.6f} (tolerance {tolerance:g})" for c in worse)
+    better = [c.name for c in guarded if c.better]
+    if not better:
+        return False, "no guarded metric is better than the current model's"
+    return True, (f"no guarded metric is worse by more than {tolerance:g}; better on "
+                  f"{', '.join(better)}")
+
+
+def _checks(current: EvalReport, candidate: EvalReport, prefix: str, *,
+            guard: tuple[str, ...]) -> list[GuardCheck]:
+    values = {
+        "F1": (current.f1, candidate.f1),
+        "PR-AUC": (current.pr_auc, candidate.pr_auc),
+        "precision": (current.precision, candidate.precision),
+        "recall": (current.recall, candidate.recall),
+        "accuracy": ((current.tp + current.tn) / current.n if current.n else math.nan,
+                     (candidate.tp + candidate.tn) / candidate.n if candidate.n else math.nan),
+    }
+    out = []
+    for name, (cur, cand) in values.items():
+        note = ""
+        if name == "accuracy":
+            note = (f"errors {current.fp + current.fn} vs {candidate.fp + candidate.fn} "
+                    f"of {current.n}")
+        out.append(GuardCheck(f"{prefix} {name}", float(cur), float(cand), name in guard, note))
+    return out
+
+
 @dataclass(frozen=True)
 class RetrainDecision:
-    """Outcome of a guarded retrain: both models' frozen-test numbers and what happened."""
+    """Outcome of a guarded retrain: both models' numbers, the rule's verdict, what happened.
+
+    ``current``/``candidate`` are on the frozen test split of the curated data;
+    ``holdout_*`` on the analysts' newest labels, which the candidate was not trained on.
+    """
 
     installed: bool
     reason: str
@@ -331,42 +443,97 @@ class RetrainDecision:
     candidate: EvalReport
     n_extra: int
     out_path: Path
+    holdout_current: EvalReport | None = None
+    holdout_candidate: EvalReport | None = None
+    n_holdout: int = 0
+    label_weight: float = 1.0
+    tolerance: float = DEFAULT_TOLERANCE
+    checks: tuple[GuardCheck, ...] = ()
+    dry_run: bool = False
+    would_install: bool = False
+    notes: tuple[str, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        if self.dry_run:
+            return ("dry run: would install" if self.would_install
+                    else "dry run: would keep the current model")
+        return "installed" if self.installed else "kept the current model"
 
     def format(self) -> str:
-        def line(name: str, report: EvalReport | None) -> str:
-            if report is None:
-                return f"{name}: unavailable"
-            return (f"{name}: F1={report.f1:.3f} PR-AUC={report.pr_auc:.3f} "
-                    f"P={report.precision:.3f} R={report.recall:.3f} (n={report.n})")
+        """Every number unrounded (6 decimals), side by side, with the difference.
 
-        verdict = "installed" if self.installed else "kept the current model"
-        return "\n".join([
-            f"retrain with {self.n_extra} extra examples: {verdict} ({self.reason})",
-            line(f"current   {self.current_version or '-'}", self.current),
-            line(f"candidate {self.candidate_version}", self.candidate),
-            f"model file: {self.out_path}",
-        ])
+        Three decimals once printed 0.977 for both models while the guard refused the
+        candidate over the fifth decimal; the reader must see what the rule saw.
+        """
+        lines = [
+            f"retrain with {self.n_extra} analysts' labels trained on (each counts as "
+            f"{self.label_weight:g} written examples) and {self.n_holdout} newest held out: "
+            f"{self.verdict} ({self.reason})",
+            f"rule: install when no guarded metric is below the current model's by more than "
+            f"{self.tolerance:g} and at least one is better",
+            f"{'metric':<28} {'current':>10} {'candidate':>10} {'difference':>11}",
+        ]
+        for c in self.checks:
+            mark = ""
+            if c.guarded:
+                mark = "guarded: " + ("WORSE" if c.worse_than(self.tolerance) else
+                                      "better" if c.better else "ok")
+            extra = f"  ({c.note})" if c.note else ""
+            lines.append(f"{c.name:<28} {c.current:>10.6f} {c.candidate:>10.6f} "
+                         f"{c.difference:>+11.6f}  {mark}{extra}".rstrip())
+        if self.current is None:
+            lines.append(f"{'frozen test':<28} current model unavailable")
+        if self.current is not None:
+            lines.append(f"frozen test: {self.current.n} items ({self.current.n_positive} "
+                         f"positive); held-out labels: {self.n_holdout}"
+                         + (f" ({self.holdout_current.n_positive} relevant)"
+                            if self.holdout_current is not None else ""))
+        lines.extend(f"note: {n}" for n in self.notes)
+        thresholds = ""
+        if self.current is not None:
+            thresholds = f" (threshold {self.current.threshold:.6f})"
+        lines.append(f"current   {self.current_version or '-'}{thresholds}")
+        lines.append(f"candidate {self.candidate_version} (threshold "
+                     f"{self.candidate.threshold:.6f})")
+        lines.append(f"model file: {self.out_path}"
+                     + ("" if self.installed else " (unchanged)"))
+        return "\n".join(lines)
 
 
 def retrain_with_feedback(current_path: Path | str | None, extra_examples: Iterable[Example],
                           out_path: Path | str | None = None, *,
+                          holdout_examples: Iterable[Example] = (),
                           data_files: Iterable[Path | str] | None = None,
                           keywords_path: Path | str | None = None,
                           target_precision: float = 0.9, kind: str | None = None,
-                          seed: int = 0, tolerance: float = 0.0,
+                          seed: int = 0, tolerance: float = DEFAULT_TOLERANCE,
+                          dry_run: bool = False,
                           n_jobs: int | None = None) -> RetrainDecision:
-    """Train a candidate with analysts' labels; install it only if it is not worse.
+    """Train a candidate with analysts' labels; install it only if the guard passes.
 
-    Both models are judged on the frozen test split of the curated data files —
-    not on feedback — because a feedback label can be a mistake, and a yardstick
-    that the new labels can move cannot catch a poisoned retrain. The candidate is
-    installed when its F1 and PR-AUC there are each at least the current model's
-    (minus ``tolerance``), or when the current model cannot be loaded at all.
+    ``extra_examples`` are trained on (with their own ``weight``); ``holdout_examples``
+    (the analysts' newest labels, chosen by the caller) are not, and serve as the
+    second yardstick. Both models are judged, each at its own threshold, on:
+
+    * the frozen test split of the curated data files (F1 and PR-AUC guarded) — a
+      yardstick no feedback can move, so a poisoned retrain cannot pass it;
+    * the held-out labels (accuracy guarded; precision, recall, F1 shown) — the
+      production items analysts judged, which the written data may not resemble.
+      Accuracy, not F1: analysts label alerts, so the held-out set may hold no
+      relevant item at all, and F1 is then 0 for both models whatever they do. With
+      a few dozen labels no significance test would ever pass, so the same plain
+      tolerance applies and the error counts are printed beside it.
+
+    Rule (``guard_verdict``): install when no guarded metric is below the current
+    model's by more than ``tolerance``, and at least one is better; also when the
+    current model cannot be loaded at all. ``dry_run`` does everything but write.
     ``kind`` defaults to the current model's kind (retraining stays cheap).
     """
     from classifiers.model import load
 
     extra = list(extra_examples)
+    holdout = list(holdout_examples)
     current_file = Path(current_path) if current_path is not None else default_model_path()
     target = Path(out_path) if out_path is not None else current_file
     base, files, lexicon, keywords_sha = _load_inputs(data_files, keywords_path)
@@ -374,6 +541,8 @@ def retrain_with_feedback(current_path: Path | str | None, extra_examples: Itera
     reference_ids = {e.id for e in reference}
     # A feedback item may relabel a reference item; the yardstick keeps the curated label.
     extra = [e for e in extra if e.id not in reference_ids]
+    holdout_ids = {e.id for e in holdout}
+    extra = [e for e in extra if e.id not in holdout_ids]
     texts, labels = _texts(reference), _labels(reference)
 
     current_model = None
@@ -385,40 +554,66 @@ def retrain_with_feedback(current_path: Path | str | None, extra_examples: Itera
                               else "best")
     if candidate_kind not in CANDIDATES and candidate_kind != "best":
         candidate_kind = "best"
-    fitted = fit(_merge(base, extra), lexicon, kind=candidate_kind,
-                 target_precision=target_precision, seed=seed, keywords_sha=keywords_sha,
-                 data_files=files, n_jobs=n_jobs)
-    candidate_scores = fitted.bundle["classifier"].predict_proba(texts)[:, 1]
-    candidate_eval = evaluate(candidate_scores, labels, fitted.report.threshold)
+    fitted = fit(base, lexicon, kind=candidate_kind, target_precision=target_precision,
+                 seed=seed, keywords_sha=keywords_sha, data_files=files, n_jobs=n_jobs,
+                 feedback=extra)
+    candidate_model = fitted.bundle["classifier"]
+    candidate_eval = evaluate(candidate_model.predict_proba(texts)[:, 1], labels,
+                              fitted.report.threshold)
+    holdout_candidate = None
+    if holdout:
+        holdout_candidate = evaluate(candidate_model.predict_proba(_texts(holdout))[:, 1],
+                                     _labels(holdout), fitted.report.threshold)
 
-    current_eval = None
+    current_eval = holdout_current = None
+    notes: list[str] = []
     if current_model is not None:
         try:
             current_eval = evaluate(current_model.predict_proba(texts), labels,
                                     current_model.threshold)
+            if holdout:
+                holdout_current = evaluate(current_model.predict_proba(_texts(holdout)),
+                                           _labels(holdout), current_model.threshold)
         except ClassifierError as exc:
             log.warning("current model failed on the reference set: %s", exc)
+            current_eval = holdout_current = None
+        seen = holdout_ids & set(current_model.metadata.get("feedback_ids") or ())
+        if seen:
+            notes.append(f"the current model was trained on {len(seen)} of the held-out "
+                         "labels, which flatters its numbers there")
+    checks: list[GuardCheck] = []
     if current_eval is None:
         install, reason = True, "the current model is missing or unusable"
     else:
-        f1_ok = candidate_eval.f1 >= current_eval.f1 - tolerance
-        auc_ok = candidate_eval.pr_auc >= current_eval.pr_auc - tolerance
-        install = f1_ok and auc_ok
-        if install:
-            reason = "candidate is not worse on F1 and PR-AUC"
-        else:
-            worse = [name for name, ok in (("F1", f1_ok), ("PR-AUC", auc_ok)) if not ok]
-            reason = f"candidate is worse on {' and '.join(worse)}"
-    if install:
-        fitted.report.metadata["feedback_examples"] = len(extra)
+        checks = _checks(current_eval, candidate_eval, "frozen test", guard=("F1", "PR-AUC"))
+        if holdout_current is not None and holdout_candidate is not None:
+            checks += _checks(holdout_current, holdout_candidate, "held-out labels",
+                              guard=("accuracy",))
+        install, reason = guard_verdict(checks, tolerance)
+    weights = sorted({e.weight for e in extra})
+    if install and not dry_run:
+        meta = fitted.report.metadata
+        meta["feedback_examples"] = len(extra)
+        meta["feedback_ids"] = sorted(e.id for e in extra)
+        meta["feedback_label_weight"] = weights[-1] if weights else None
+        meta["feedback_holdout"] = len(holdout)
+        meta["retrain_guard"] = {
+            "tolerance": tolerance, "replaced": current_model.version if current_model else None,
+            "checks": {c.name: {"current": round(c.current, 6), "candidate": round(c.candidate, 6),
+                                "guarded": c.guarded} for c in checks if c.comparable},
+        }
         _save(fitted, target)
     return RetrainDecision(
-        installed=install, reason=reason,
+        installed=install and not dry_run, reason=reason,
         current_version=current_model.version if current_model else None,
         candidate_version=fitted.report.model_version, current=current_eval,
         candidate=candidate_eval, n_extra=len(extra), out_path=target,
+        holdout_current=holdout_current, holdout_candidate=holdout_candidate,
+        n_holdout=len(holdout), label_weight=weights[-1] if weights else 1.0,
+        tolerance=tolerance, checks=tuple(checks), dry_run=dry_run, would_install=install,
+        notes=tuple(notes),
     )
 
 
-__all__ = ["CandidateResult", "RetrainDecision", "TrainReport", "fit", "retrain_with_feedback",
-           "train"]
+__all__ = ["DEFAULT_TOLERANCE", "CandidateResult", "GuardCheck", "RetrainDecision", "TrainReport",
+           "fit", "guard_verdict", "retrain_with_feedback", "train"]

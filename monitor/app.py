@@ -45,6 +45,7 @@ from monitor.storehealth import StoreHealth
 
 if TYPE_CHECKING:
     from monitor.stories.stage import StoryStage
+    from monitor.web.metrics import Metrics
 
 log = logging.getLogger("monitor")
 
@@ -208,6 +209,9 @@ class Monitor:
     totals: Counter[str] = field(default_factory=Counter)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set by a graceful stop: no new poll starts and the drain sends no new alert."""
+    metrics: Metrics | None = None
+    """Prometheus metrics (``run`` with [http] on): fed here from each poll and drain."""
+    model_version: str | None = None
 
     async def poll(self, feed: Feed) -> FeedReport | None:
         """One feed's poll; None when a stop came before it started (its stored
@@ -216,15 +220,18 @@ class Monitor:
             if self.stopping.is_set():
                 return None
             report = await run_feed(feed, self.deps)
-        quiet = False
+        # A storage failure is logged once, as an incident (``StoreHealth``), not again
+        # on every poll line.
+        quiet = report.store_error is not None
         if report.store_error is not None:
-            quiet = self.store_health.failing
             await self._notify(self.store_health.failed(report.store_error,
                                                         f"feed {feed.name!r}"))
         elif report.status not in ("disabled",):
             await self._notify(self.store_health.succeeded())
         if report.notice:
             await self.notifier.notify(report.notice)
+        if self.metrics is not None:
+            self.metrics.observe_poll(report)
         self.totals["polls"] += 1
         self.totals[f"status:{report.status}"] += 1
         self.totals["new"] += report.new_items
@@ -232,7 +239,10 @@ class Monitor:
         if report.store_error is not None:
             self.totals["store_errors"] += 1
         level = logging.INFO if report.error is None else logging.WARNING
-        log.log(logging.DEBUG if quiet else level, report.log_line())
+        # The URL in the text too: two outlets' feeds may share a name pattern, and the
+        # operator acts on the address.
+        log.log(logging.DEBUG if quiet else level, report.log_line(url=feed.url),
+                extra={"feed": feed.name, "url": feed.url})
         return report
 
     async def drain(self) -> object:
@@ -252,7 +262,9 @@ class Monitor:
         except StoreError as exc:
             self.totals["store_errors"] += 1
             await self._notify(self.store_health.failed(exc, "outbox"))
-            return None
+            result = None
+        if self.metrics is not None:
+            self.metrics.observe_drain(result)
         return result
 
     async def post_digest(self) -> bool:
@@ -324,9 +336,13 @@ async def _build_stories(settings: Settings, store: Store, rules: AlertRules) ->
     return stage
 
 
-async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
+async def _build(settings: Settings, stack: AsyncExitStack,
+                 metrics: Metrics | None = None) -> Monitor:
+    from monitor.retrain import effective_model_file
+
+    model_file = effective_model_file(settings)  # configured, else a retrained one, else shipped
     classifier = ArticleClassifier.load(
-        settings.model_file, threshold=settings.classifier.threshold,
+        model_file, threshold=settings.classifier.threshold,
         prefilter=load_prefilter_terms(settings.keywords_file)
         if settings.classifier.prefilter else None,
     )
@@ -335,7 +351,10 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     limits = fetch_limits(settings)
     client = build_client(limits)
     stack.push_async_callback(client.aclose)
-    sinks = Sinks.build(build_deliverers(settings), logger=logging.getLogger("monitor.outbox"),
+    deliverers = build_deliverers(settings)
+    if metrics is not None:
+        deliverers = metrics.timed_deliverers(deliverers)
+    sinks = Sinks.build(deliverers, logger=logging.getLogger("monitor.outbox"),
                         probe_base=settings.alerts.base_backoff_seconds,
                         probe_cap=settings.alerts.max_backoff_seconds,
                         pace_per_second=settings.alerts.pace_per_second,
@@ -345,8 +364,10 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
     classify = classifier.classify_in_thread
     if settings.classifier.workers > 0:
         pool = await stack.enter_async_context(ClassifierPool(
-            classifier, model_path=settings.model_file, workers=settings.classifier.workers))
+            classifier, model_path=model_file, workers=settings.classifier.workers))
         classify = pool.classify
+    if metrics is not None:
+        classify = metrics.timed_classify(classify)
     parse = settings.parse
     parser = await stack.enter_async_context(
         ParserPool(workers=parse.workers, timeout_seconds=parse.timeout_seconds,
@@ -389,6 +410,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> Monitor:
         asyncio.Semaphore(settings.schedule.max_concurrent_feeds),
         build_notifier(settings),
         StoreHealth(store.reopen, logger=logging.getLogger("monitor.store")),
+        metrics=metrics, model_version=classifier.version,
     )
 
 
@@ -441,7 +463,7 @@ async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> 
     tracker = TaskTracker()
     try:
         async with AsyncExitStack() as stack:
-            monitor = await _build(settings, stack)
+            monitor = await _build(settings, stack, _metrics_for(settings))
             await _start_buttons(settings, monitor.store, stack)
             states = await asyncio.to_thread(monitor.store.all_feed_states)
             scheduler = build_scheduler(
@@ -464,14 +486,53 @@ async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> 
                                              timezone=settings.digest.timezone),
                     id="digest", name="daily digest", max_instances=1, coalesce=True,
                     misfire_grace_time=3600)
+            if settings.retrain.enabled:
+                from apscheduler.triggers.cron import CronTrigger
+
+                from monitor.retrain import scheduled_retrain
+
+                async def retrain() -> object:
+                    return await scheduled_retrain(settings, monitor.notifier)
+
+                scheduler.add_job(
+                    tracker.wrap(retrain),
+                    CronTrigger.from_crontab(settings.retrain.cron,
+                                             timezone=settings.retrain.timezone),
+                    id="retrain", name="weekly retrain", max_instances=1, coalesce=True,
+                    misfire_grace_time=6 * 3600)
             await check_sinks(monitor.sinks)
             scheduler.start()
+            await _start_web(monitor, scheduler, stack)
             log.info("scheduler started; press Ctrl+C (or send SIGTERM) to stop")
             await stop.wait()
             await _stop_gracefully(monitor, scheduler, tracker)
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def _metrics_for(settings: Settings) -> Metrics | None:
+    """Metrics are kept only when something serves them ([http] on)."""
+    if settings.http.address is None:
+        return None
+    from monitor.web.metrics import Metrics
+
+    return Metrics()
+
+
+async def _start_web(monitor: Monitor, scheduler: AsyncIOScheduler,
+                     stack: AsyncExitStack) -> None:
+    """/healthz, /readyz, /metrics and the web view; closed before the store they read."""
+    address = monitor.settings.http.address
+    if address is None or monitor.metrics is None:
+        return
+    from apscheduler.schedulers.base import STATE_STOPPED
+
+    from monitor.web.server import WebServer
+
+    await stack.enter_async_context(WebServer(
+        monitor, monitor.metrics, host=address[0], port=address[1],
+        scheduler_running=lambda: scheduler.state != STATE_STOPPED))
 
 
 async def check_sinks(sinks: Sinks) -> bool:

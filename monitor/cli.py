@@ -1,13 +1,17 @@
 """Command-line interface: ``python -m monitor COMMAND`` (or ``news-monitor COMMAND``).
 
 Exit codes: 0 success, 1 the command failed at run time (e.g. no usable
-model), 2 configuration or usage error (the message names the file and key).
+model), 2 configuration or usage error (the message names the file and key),
+3 and 4 from ``once`` (see below). Every error is one line on stderr; ``--debug``
+adds the traceback. Read-only commands (``articles``, ``stories``, ``feeds``,
+``status``, ``outbox``, ``mutes``) import neither ``monitor.app`` nor scikit-learn,
+open the database only if it exists, and start in well under half a second.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -16,13 +20,15 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from classifiers.errors import ClassifierError
 from classifiers.text import article_text
-from monitor.errors import ClassifyError, DeliveryError, MonitorError, SettingsError, StoreError
-from monitor.logs import configure_logging
-from monitor.opml import OpmlError
+from monitor.errors import DeliveryError, MonitorError, SettingsError, StoreError
+from monitor.logs import ENV_LOG_FORMAT, LogFormat, configure_logging
+from monitor.models import FeedState
 from monitor.settings import Settings, load_settings
+from monitor.store.base import Store
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 EXIT_STORAGE = 3
@@ -31,9 +37,29 @@ EXIT_ALL_FEEDS_FAILED = 4
 """``once``: every enabled feed failed (for cron jobs and health checks)."""
 log = logging.getLogger("monitor.cli")
 
+if TYPE_CHECKING:
+    from monitor.daemonlock import DaemonLock
+
+_T = TypeVar("_T")
+
 
 class InputError(MonitorError):
     """A line of a JSON-lines input file is unusable."""
+
+
+class UsageError(MonitorError):
+    """The command line asks for something impossible (exit 2, like argparse's errors)."""
+
+
+def _probability(text: str) -> float:
+    """``--threshold``: a number in [0, 1]; argparse makes anything else a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,27 +73,45 @@ def _parser() -> argparse.ArgumentParser:
         prog="news-monitor",
         description="Watch news feeds for North Korea–Russia cooperation and alert analysts.",
     )
+    # Accepted before or after the command; SUPPRESS keeps a subcommand's default from
+    # overwriting a value given before it.
+    for target in (parser, common):
+        target.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show tracebacks (default: one line per error)")
+        target.add_argument("--log-format", choices=["text", "json"], default=argparse.SUPPRESS,
+                            help="log lines as text or JSON objects "
+                                 "(default: $MONITOR_LOG_FORMAT or logging.format)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", parents=[common], help="run the daemon until SIGINT/SIGTERM")
     sub.add_parser("once", parents=[common], help="poll every feed once, deliver alerts, exit")
-    sub.add_parser("check-config", parents=[common], help="validate the config and print a summary")
+    sub.add_parser("check-config", parents=[common],
+                   help="validate the config and everything it points to; print a summary")
+    sub.add_parser("status", parents=[common],
+                   help="feeds by condition, alerts waiting, model, last cycle")
 
     score = sub.add_parser("score", parents=[common], help="score JSON lines {id,title,summary}")
     score.add_argument("--model", metavar="PATH", help="model file (default: configured/shipped)")
     score.add_argument("--input", metavar="FILE", help="JSON-lines input (default: stdin)")
-    score.add_argument("--threshold", type=float, help="override the match threshold")
+    score.add_argument("--threshold", type=_probability,
+                       help="override the match threshold (0-1)")
+    score.add_argument("--skip-invalid", action="store_true",
+                       help="skip unusable lines (default: write an error object for each)")
 
     ev = sub.add_parser("eval", parents=[common], help="evaluate on labelled JSON lines")
     ev.add_argument("--data", metavar="FILE", required=True, help="JSON lines with a 'label' 0/1")
     ev.add_argument("--model", metavar="PATH")
-    ev.add_argument("--threshold", type=float)
+    ev.add_argument("--threshold", type=_probability)
     ev.add_argument("--plot", metavar="FILE.png", help="write a precision-recall curve")
 
     train = sub.add_parser("train", parents=[common], help="train and save the classifier")
     train.add_argument("--out", metavar="PATH", help="where to save (default: configured/shipped)")
     train.add_argument(
         "--with-feedback", action="store_true",
-        help="add analysts' labels from the database; install only if not worse",
+        help="add analysts' labels from the database; install only if the guard passes",
+    )
+    train.add_argument(
+        "--dry-run", action="store_true",
+        help="with --with-feedback: train and compare, print the verdict, install nothing",
     )
 
     label = sub.add_parser("label", parents=[common], help="record an analyst's label")
@@ -78,9 +122,12 @@ def _parser() -> argparse.ArgumentParser:
         "feeds", parents=[common], help="feed health; import/export OPML subscriptions"
     )
     feeds.add_argument(
-        "action", nargs="?", default="list", choices=["list", "import-opml", "export-opml"]
+        "action", nargs="?", default="list",
+        choices=["list", "add", "disable", "import-opml", "export-opml"]
     )
-    feeds.add_argument("file", nargs="?", metavar="FILE", help="OPML file to import")
+    feeds.add_argument("file", nargs="?", metavar="FILE|URL|NAME",
+                       help="import-opml: the OPML file; add: the feed URL; disable: its name")
+    feeds.add_argument("--name", help="add: the feed's name (default: the URL's host)")
     feeds.add_argument("--output", metavar="PATH",
                        help="import: config file to write (default: the config itself); "
                             "export: OPML file (default: stdout)")
@@ -115,43 +162,137 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_format(args: argparse.Namespace, configured: str = "text") -> LogFormat:
+    """--log-format, else $MONITOR_LOG_FORMAT (also when the config failed to load), else
+    the config's logging.format."""
+    chosen = getattr(args, "log_format", None) or os.environ.get(ENV_LOG_FORMAT, "").strip()
+    chosen = chosen or configured
+    return "json" if chosen == "json" else "text"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
     try:
-        settings = load_settings(args.config)
-    except SettingsError as exc:
-        configure_logging("INFO")
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    configure_logging(settings.logging.level)
-    handler = COMMANDS[args.command]
-    try:
-        return handler(settings, args)
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except (ClassifyError, StoreError, InputError, OpmlError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _main(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `… | head` closed the pipe: end quietly, as a filter should
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _quiet_stdout()
         return EXIT_OK
+    except Exception as exc:  # a bug: one line unless --debug, never a bare traceback
+        if debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for "
+              "the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    # ValueError/OSError: stdout is not a real file (tests capture it); nothing to protect.
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _main(args: argparse.Namespace) -> int:
+    debug = getattr(args, "debug", False)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        configure_logging("INFO", _log_format(args))
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.logging.level, _log_format(args, settings.logging.format))
+    handler = COMMANDS[args.command]
+    try:
+        code = handler(settings, args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught above
+        return code
+    except SettingsError as exc:
+        if debug:
+            raise
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except UsageError as exc:
+        if debug:
+            raise
+        print(f"usage error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (MonitorError, ClassifierError) as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 # --- daemon commands -----------------------------------------------------------------
+def _daemon_preflight(settings: Settings) -> int | None:
+    """The checks ``check-config`` makes, before a daemon starts: errors stop it (exit 2),
+    warnings are logged. A missing ``file:`` feed only warns here: the other feeds work."""
+    from monitor.preflight import preflight
+
+    failed = False
+    for finding in preflight(settings, load_model=False):
+        if finding.level == "error" and finding.stops_daemon:
+            print(f"configuration error: {finding.message}", file=sys.stderr)
+            failed = True
+        else:
+            log.warning("%s", finding.message)
+    return EXIT_CONFIG if failed else None
+
+
+def _daemon_lock(settings: Settings) -> DaemonLock | None:
+    """The database's daemon lock (``monitor.daemonlock``), or None for an in-memory store."""
+    from monitor.daemonlock import DaemonLock
+    from monitor.store import sqlite_path
+
+    url = settings.storage.database_url
+    path = sqlite_path(url)
+    if path == ":memory:" or not url.startswith("sqlite:///"):
+        return None
+    lock = DaemonLock(Path(path), database_url=url)
+    try:
+        lock.acquire()
+    except OSError as exc:
+        import errno
+
+        why = ("read-only file system" if exc.errno == errno.EROFS
+               else str(exc.strerror or exc).lower())
+        raise StoreError(f"cannot create the daemon lock {lock.path} ({why}); the database "
+                         "and its directory must be writable by this user") from exc
+    return lock
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
     from monitor.app import run_forever
 
-    asyncio.run(run_forever(settings))
+    if (code := _daemon_preflight(settings)) is not None:
+        return code
+    lock = _daemon_lock(settings)
+    try:
+        asyncio.run(run_forever(settings))
+    finally:
+        if lock is not None:
+            lock.release()
     return EXIT_OK
 
 
 def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
     from monitor.app import run_once
 
-    result = asyncio.run(run_once(settings))
+    if (code := _daemon_preflight(settings)) is not None:
+        return code
+    lock = _daemon_lock(settings)
+    try:
+        result = asyncio.run(run_once(settings))
+    finally:
+        if lock is not None:
+            lock.release()
     if result.store_errors:
         print(f"error: {result.store_errors} storage operation(s) failed during the cycle; "
               "what failed is polled again on the next run", file=sys.stderr)
@@ -163,6 +304,11 @@ def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
+    """Everything ``run`` checks before it starts, the model loaded included (so this
+    command takes about a second: it imports scikit-learn)."""
+    from monitor.preflight import preflight
+
+    findings = preflight(settings, load_model=True)
     enabled = sum(f.enabled for f in settings.feeds)
     print(f"config: {settings.config_path}")
     print(f"feeds: {len(settings.feeds)} ({enabled} enabled)")
@@ -172,25 +318,50 @@ def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  - {feed.name}: {feed.url} ({every}){flag}")
     print(f"storage: {settings.storage.database_url}")
     print(f"keywords: {settings.keywords_file}")
-    print(f"model: {settings.model_file or 'shipped default'}")
+    print(f"model: {_effective_model(settings) or 'shipped default'}")
     print(f"alerts: {settings.alert_destination}")
     print("settings (secrets redacted):")
     print(json.dumps(settings.redacted(), indent=2, default=str))
+    sys.stdout.flush()
+    for finding in findings:
+        print(f"{finding.level}: {finding.message}", file=sys.stderr)
+    errors = sum(f.level == "error" for f in findings)
+    if errors:
+        print(f"configuration error: {errors} problem(s) would stop `run` (see above)",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    print("ok: `run` would start with this configuration")
     return EXIT_OK
 
 
 # --- classifier commands ---------------------------------------------------------------
+def _parse_line(line: str, source: str, number: int) -> dict[str, Any]:
+    """One JSON-lines item, or InputError saying what is wrong with the line."""
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source} line {number}: not valid JSON ({exc.msg})") from None
+    if not isinstance(item, dict) or "title" not in item:
+        raise InputError(f"{source} line {number}: expected an object with at least 'title'")
+    return item
+
+
 def _read_jsonl(stream: IO[str], source: str) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(stream, start=1):
+        if line.strip():
+            yield _parse_line(line, source, number)
+
+
+def _read_jsonl_lenient(stream: IO[str], source: str
+                        ) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    """(line number, item or the error for that line): a bad line never ends the input."""
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{source} line {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(item, dict) or "title" not in item:
-            raise InputError(f"{source} line {number}: expected an object with at least 'title'")
-        yield item
+            yield number, _parse_line(line, source, number)
+        except InputError as exc:
+            yield number, exc
 
 
 def _open_input(path: str | None) -> tuple[IO[str], str]:
@@ -211,14 +382,14 @@ def _text(item: dict[str, Any]) -> str:
 def _load_classifier(settings: Settings, model: str | None, threshold: float | None):
     from monitor.classify import ArticleClassifier
 
-    path = Path(model) if model else settings.model_file
+    path = Path(model) if model else _effective_model(settings)
     return ArticleClassifier.load(
         path, threshold=threshold if threshold is not None else settings.classifier.threshold
     )
 
 
-def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
+def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    batch: list[_T] = []
     for item in items:
         batch.append(item)
         if len(batch) == size:
@@ -228,16 +399,35 @@ def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[s
         yield batch
 
 
+MAX_LINE_ERRORS_SHOWN = 10
+"""``score``: bad lines named on stderr before only their count is given."""
+
+
 def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
+    """Score every usable line, in input order. A bad line becomes
+    ``{"line": N, "error": "..."}`` in its place (or is skipped with ``--skip-invalid``);
+    it never costs the output of the valid lines around it. Exit 1 if any line was bad
+    and not skipped, so a pipeline notices."""
     classifier = _load_classifier(settings, args.model, args.threshold)
     model = classifier.model
     stream, source = _open_input(args.input)
     out = sys.stdout
+    invalid = 0
     try:
-        for batch in _batches(_read_jsonl(stream, source), 2000):
-            results = model.score([_text(item) for item in batch],
-                                  threshold=classifier.threshold)
-            for item, result in zip(batch, results, strict=True):
+        for batch in _batches(_read_jsonl_lenient(stream, source), 2000):
+            good = [item for _, item in batch if not isinstance(item, InputError)]
+            results = iter(model.score([_text(item) for item in good],
+                                       threshold=classifier.threshold) if good else [])
+            for number, item in batch:
+                if isinstance(item, InputError):
+                    invalid += 1
+                    if invalid <= MAX_LINE_ERRORS_SHOWN:
+                        print(f"warning: {item}", file=sys.stderr)
+                    if not args.skip_invalid:
+                        out.write(json.dumps({"line": number, "error": str(item)},
+                                             ensure_ascii=False) + "\n")
+                    continue
+                result = next(results)
                 match = result.match
                 record = {
                     "id": item.get("id"),
@@ -252,10 +442,19 @@ def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
         if stream is not sys.stdin:
             stream.close()
     out.flush()
+    if invalid:
+        what = "skipped" if args.skip_invalid else "written as error objects"
+        print(f"warning: {invalid} unusable line(s) in {source} {what}", file=sys.stderr)
+        return EXIT_OK if args.skip_invalid else EXIT_FAILURE
     return EXIT_OK
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError('eval --plot needs matplotlib: pip install ".[plot]" (or run '
+                         "without --plot)")
     from classifiers.evaluate import evaluate, plot_pr_curve
 
     classifier = _load_classifier(settings, args.model, args.threshold)
@@ -279,6 +478,13 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _effective_model(settings: Settings) -> Path | None:
+    """The model the daemon would load (configured, else a retrained one in the state dir)."""
+    from monitor.retrain import effective_model_file
+
+    return effective_model_file(settings)
+
+
 def _default_model_out(settings: Settings, out: str | None) -> Path:
     if out:
         return Path(out)
@@ -292,8 +498,11 @@ def _default_model_out(settings: Settings, out: str | None) -> Path:
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from classifiers import train as training
 
-    out = _default_model_out(settings, args.out)
+    if args.dry_run and not args.with_feedback:
+        print("error: --dry-run only applies to train --with-feedback", file=sys.stderr)
+        return EXIT_CONFIG
     if not args.with_feedback:
+        out = _default_model_out(settings, args.out)
         report = training.train(
             keywords_path=settings.keywords_file,
             out_path=out,
@@ -302,39 +511,66 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
         print(report.format())
         print(f"model saved to {out}")
         return EXIT_OK
-    from classifiers.data import Example
     from monitor.app import open_store
+    from monitor.retrain import run_retrain
 
+    # Installs to --out, else classifier.model_path, else beside the database: never over
+    # the model shipped in the package (see monitor.retrain).
     store = open_store(settings, check_writable=False)
     try:
-        labelled = store.labelled_articles()
+        outcome = run_retrain(settings, store, out=Path(args.out) if args.out else None,
+                              dry_run=args.dry_run)
     finally:
         store.close()
-    if not labelled:
-        print("no analyst labels in the database yet; use `label ARTICLE_ID relevant|irrelevant`")
-        return EXIT_FAILURE
-    extra = [
-        Example(id=f"feedback-{a.id}", title=a.title, summary=a.summary, label=label,
-                event_type="feedback", style="feedback", date=a.published_at.strftime("%Y-%m"))
-        for a, label in labelled
-    ]
-    decision = training.retrain_with_feedback(
-        current_path=settings.model_file,
-        extra_examples=extra,
-        out_path=out,
-        keywords_path=settings.keywords_file,
-        target_precision=settings.classifier.target_precision,
-    )
-    log.info("feedback retraining with %d labels: %s", len(extra), decision.format())
-    print(decision.format())
-    return EXIT_OK
+    print(outcome.report)
+    if outcome.status == "installed":
+        print("restart the daemon (`run`) to use the new model")
+    return EXIT_FAILURE if outcome.status in ("too_few_labels", "failed") else EXIT_OK
 
 
 # --- store commands ----------------------------------------------------------------------
-def cmd_label(settings: Settings, args: argparse.Namespace) -> int:
-    from monitor.app import open_store
+def _database_file(settings: Settings) -> Path | None:
+    """The SQLite file, or None for an in-memory database."""
+    from monitor.store import sqlite_path
 
-    store = open_store(settings)
+    path = sqlite_path(settings.storage.database_url)
+    return None if path == ":memory:" else Path(path)
+
+
+def _open_reading(settings: Settings) -> Store | None:
+    """The store for a command that only reads, or None when the database does not exist
+    yet: looking must never create one (in the wrong directory, say)."""
+    from monitor import store as backend
+
+    path = _database_file(settings)
+    if path is not None and not path.exists():
+        return None
+    return backend.open_store(settings.storage.database_url,
+                              busy_timeout=settings.storage.busy_timeout_seconds)
+
+
+def _open_writing(settings: Settings) -> Store:
+    """The store for a command that writes, proven writable (as ``monitor.app.open_store``,
+    without importing the daemon)."""
+    from monitor import store as backend
+
+    store = backend.open_store(settings.storage.database_url,
+                               busy_timeout=settings.storage.busy_timeout_seconds)
+    try:
+        store.check_writable()
+    except StoreError:
+        store.close()
+        raise
+    return store
+
+
+def _no_database(settings: Settings) -> str:
+    return (f"no database at {_database_file(settings)} yet: nothing stored (run `once` or "
+            "`run` first, or check storage.database_url and the working directory)")
+
+
+def cmd_label(settings: Settings, args: argparse.Namespace) -> int:
+    store = _open_writing(settings)
     try:
         found = store.get_article(args.article_id)
         if found is None:
@@ -362,13 +598,11 @@ def _os_user() -> str | None:
 
 
 def cmd_mutes(settings: Settings, args: argparse.Namespace) -> int:
-    from monitor.app import open_store
-
     now = datetime.now(UTC)
     if args.action == "remove":
         if args.mute_id is None:
-            raise InputError("mutes remove needs the ID shown by `mutes list`")
-        store = open_store(settings)
+            raise UsageError("mutes remove needs the ID shown by `mutes list`")
+        store = _open_writing(settings)
         try:
             removed = store.remove_mute(args.mute_id, at=now)
         finally:
@@ -379,11 +613,13 @@ def cmd_mutes(settings: Settings, args: argparse.Namespace) -> int:
             return EXIT_FAILURE
         print(f"mute {args.mute_id} removed: alerts for it are sent again")
         return EXIT_OK
-    store = open_store(settings, check_writable=False)
-    try:
-        found = store.list_mutes()
-    finally:
-        store.close()
+    reader = _open_reading(settings)
+    found = []
+    if reader is not None:
+        try:
+            found = reader.list_mutes()
+        finally:
+            reader.close()
     if not found:
         print("no mutes (analysts mute an outlet or a story with the buttons on a Slack alert)")
         return EXIT_OK
@@ -395,41 +631,105 @@ def cmd_mutes(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _feed_states(settings: Settings) -> dict[str, FeedState]:
+    reader = _open_reading(settings)
+    if reader is None:
+        return {}
+    try:
+        return {s.name: s for s in reader.all_feed_states()}
+    finally:
+        reader.close()
+
+
+def _styled() -> bool:
+    """A rich table for a person at a terminal; plain lines for pipes and scripts."""
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+
+
 def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "import-opml":
         return _import_opml(settings, args)
     if args.action == "export-opml":
         return _export_opml(settings, args)
-    from monitor.app import open_store
+    if args.action == "add":
+        return _add_feed(settings, args)
+    if args.action == "disable":
+        return _disable_feed(settings, args)
+    from monitor.feedview import feed_health, print_feeds
 
-    store = open_store(settings, check_writable=False)
+    rows = feed_health(settings.feeds, _feed_states(settings))
+    print_feeds(rows, sys.stdout, rich_table=_styled())
+    return EXIT_OK
+
+
+def _add_feed(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.configedit import add_feed
+
+    if not args.file:
+        raise UsageError("feeds add needs the feed URL: feeds add URL [--name NAME]")
+    assert settings.config_path is not None
+    added, name = add_feed(settings.config_path, args.file, name=args.name)
+    if not added:
+        print(f"{args.file} is already in {settings.config_path} as {name!r}; nothing changed")
+        return EXIT_OK
+    print(f"feed {name!r} added to {settings.config_path}; a running daemon picks it up "
+          "when restarted")
+    return EXIT_OK
+
+
+def _disable_feed(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.configedit import disable_feed
+
+    if not args.file:
+        raise UsageError("feeds disable needs the feed's NAME (see `feeds`)")
+    assert settings.config_path is not None
+    if disable_feed(settings.config_path, args.file):
+        print(f"feed {args.file!r} disabled in {settings.config_path}; a running daemon "
+              "stops polling it when restarted")
+    else:
+        print(f"feed {args.file!r} is already disabled; nothing changed")
+    return EXIT_OK
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    """The whole daemon at a glance, from the database and the model's sidecar only."""
+    from monitor.errors import ClassifyError
+    from monitor.feedview import feed_health, print_status, status_view
+    from monitor.preflight import model_info
+
+    reader = _open_reading(settings)
+    states: dict[str, FeedState] = {}
+    outbox: dict[str, int] = {}
+    if reader is not None:
+        try:
+            states = {s.name: s for s in reader.all_feed_states()}
+            outbox = reader.outbox_counts()
+        finally:
+            reader.close()
     try:
-        states = {s.name: s for s in store.all_feed_states()}
-    finally:
-        store.close()
-    for feed in settings.feeds:
-        state = states.get(feed.name)
-        if state is None:
-            print(f"{feed.name}: never polled")
-            continue
-        last = state.last_success_at
-        ok = last.isoformat(timespec="seconds") if last else "never"
-        line = (f"{feed.name}: polls={state.polls} errors={state.error_count} "
-                f"consecutive={state.consecutive_errors} last_success={ok}")
-        if state.consecutive_errors and state.last_error:
-            line += f" last_error={state.last_error[:200]}"
-        print(line)
+        info = model_info(settings)
+        version, threshold = info.version, info.threshold
+    except ClassifyError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        version = threshold = None
+    source = "the model's"
+    if settings.classifier.threshold is not None:
+        threshold, source = settings.classifier.threshold, "classifier.threshold"
+    database = str(_database_file(settings) or settings.storage.database_url)
+    if reader is None:
+        database += " (does not exist yet)"
+    view = status_view(feed_health(settings.feeds, states), outbox, model_version=version,
+                       threshold=threshold, threshold_source=source, database=database)
+    print_status(view, sys.stdout, rich_table=_styled())
     return EXIT_OK
 
 
 def _import_opml(settings: Settings, args: argparse.Namespace) -> int:
-    import os
-    import tempfile
-
+    from monitor.configedit import replace_config
     from monitor.opml import merge_into_config_toml, read_opml_file
 
     if not args.file:
-        raise InputError("feeds import-opml needs the OPML FILE to read")
+        raise UsageError("feeds import-opml needs the OPML FILE to read")
     assert settings.config_path is not None
     doc = read_opml_file(args.file)
     for warning in doc.warnings:
@@ -439,16 +739,8 @@ def _import_opml(settings: Settings, args: argparse.Namespace) -> int:
     note = f"imported from {Path(args.file).name} on {datetime.now(UTC):%Y-%m-%d}"
     merged, added, skipped = merge_into_config_toml(text, doc.feeds, note=note)
     if added:
-        # Validate next to the config (relative paths resolve the same), then swap in.
-        fd, tmp = tempfile.mkstemp(suffix=".toml", dir=settings.config_path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(merged.encode("utf-8"))
-            load_settings(tmp, env={})
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        # Validated next to the config (relative paths resolve the same), then swapped in.
+        replace_config(settings.config_path, merged, target)
     print(f"{added} feed(s) added to {target}, {skipped} already present")
     return EXIT_OK
 
@@ -468,13 +760,18 @@ def _export_opml(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_articles(settings: Settings, args: argparse.Namespace) -> int:
-    from monitor.app import open_store
-
-    store = open_store(settings, check_writable=False)
+    store = _open_reading(settings)
+    if store is None:
+        print(_no_database(settings))
+        return EXIT_OK
     try:
         rows = store.recent_articles(limit=args.limit, matches_only=args.matches)
     finally:
         store.close()
+    if not rows:
+        print("no matches stored yet" if args.matches else
+              "no articles stored yet (the database is empty: run `once` or `run`)")
+        return EXIT_OK
     for row in rows:
         score = f"{row.score:.2f}" if row.score is not None else "  - "
         mark = "MATCH" if row.match else "     "
@@ -485,9 +782,10 @@ def cmd_articles(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
-    from monitor.app import open_store
-
-    store = open_store(settings, check_writable=False)
+    store = _open_reading(settings)
+    if store is None:
+        print(_no_database(settings))
+        return EXIT_OK
     try:
         found = store.recent_stories(since=datetime.now(UTC) - args.since, limit=args.limit)
     finally:
@@ -522,9 +820,13 @@ def _describe_duration(value: timedelta) -> str:
 
 
 def cmd_outbox(settings: Settings, args: argparse.Namespace) -> int:
-    from monitor.app import open_store
-
-    store = open_store(settings, check_writable=args.action == "requeue-failed")
+    if args.action == "requeue-failed":
+        store: Store | None = _open_writing(settings)
+    else:
+        store = _open_reading(settings)
+    if store is None:
+        print(_no_database(settings))
+        return EXIT_OK
     try:
         if args.action == "requeue-failed":
             print(f"requeued {store.requeue_failed_alerts(now=datetime.now(UTC))} parked alert(s)")
@@ -541,6 +843,8 @@ def cmd_outbox(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
     from monitor.app import build_deliverers, open_store
     from monitor.digest import build_digest, digest_console, post_digest
 
@@ -572,6 +876,8 @@ def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_slack_test(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
     from monitor.app import build_deliverers
 
     if settings.sink != "slack":
@@ -600,6 +906,7 @@ COMMANDS = {
     "run": cmd_run,
     "once": cmd_once,
     "check-config": cmd_check_config,
+    "status": cmd_status,
     "score": cmd_score,
     "eval": cmd_eval,
     "train": cmd_train,

@@ -173,6 +173,7 @@ def _savable_move(feed: Feed, moved_to: str | None, guard: FeedHopGuard) -> str 
             "feed %r: permanent redirect from %s to internal address %s followed but not saved "
             "as the feed's new URL (allowed only by fetch.allow_internal_hosts); put it in the "
             "config if the move is genuine", feed.name, feed.url, moved_to,
+            extra={"feed": feed.name, "url": feed.url},
         )
     return None
 

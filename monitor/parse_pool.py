@@ -1,6 +1,6 @@
 """Parse feeds in worker processes, where a runaway parse cannot take the daemon down.
 
-feedparser is pure Python: about 48 ms of CPU for a typical news feed, and on hostile or
+feedparser is pure Python: tens of milliseconds of CPU for a typical news feed, and on hostile or
 broken input it can run for minutes or allocate gigabytes. In a thread it would still
 hold the GIL against the event loop and share the daemon's memory. Here each parse runs in
 a worker process with an address-space limit (``RLIMIT_AS``) and a wall-clock limit, and
@@ -20,14 +20,14 @@ call, so one runaway parse would mean killing every worker (through a private at
 before Python 3.14) and failing or retrying the innocent parses with it; and each call
 crosses two helper threads. Here each worker is one process with one socket: blame is
 exact, a kill hits only the guilty parse, and a call costs the event loop one framed
-pickle each way, no threads. Measured on this (busy) 2-core machine, daemon-side CPU per
-parse: 0.7 ms for a 50-item feed (1.2 ms with ProcessPoolExecutor), 0.2 ms for a one-item
-feed (0.4 ms), against about 30 ms for the parse itself. Workers parse one feed at a time;
+pickle each way, no threads, which costs the daemon about half what ProcessPoolExecutor
+did per parse (a small fraction of the parse itself). Workers parse one feed at a time;
 callers queue for a free one.
 
 Why forkserver (spawn where unavailable): forking the daemon itself would copy its
 threads' locks and its memory; a forkserver with ``monitor.parse_pool`` preloaded starts a
-worker in about 80 ms instead of 0.5 s, which is what makes replacing workers cheap.
+worker several times faster than a fresh interpreter, which is what makes replacing workers
+cheap.
 """
 
 from __future__ import annotations
@@ -155,8 +155,7 @@ def _worker_parse(request: _Request) -> tuple[Any, ...]:
 
 
 def _pack(parsed: ParsedFeed) -> tuple[Any, ...]:
-    """Plain tuples pickle in a quarter of the time frozen slotted dataclasses take
-    (measured: 150 µs instead of 440 µs for a 50-item feed, round trip)."""
+    """Plain tuples pickle in a fraction of the time frozen slotted dataclasses take."""
     entries = [tuple(getattr(e, name) for name in _ENTRY_FIELDS) for e in parsed.entries]
     return (parsed.feed_name, parsed.title, parsed.problem, entries, parsed.ttl_seconds)
 

@@ -87,8 +87,16 @@ class FeedReport:
     store_error: str | None = None
     """Set when the store refused a read or write during this poll (the daemon treats
     storage failures as one incident: ``monitor.storehealth``)."""
+    fetch_seconds: float | None = None
+    """The HTTP exchange alone (None when no response came); for the latency metric."""
+    bytes_fetched: int = 0
+    """Body bytes after decompression (0 for a 304)."""
+    new_stories: int = 0
+    """Stories started by a matching new article (the metrics' "stories")."""
 
-    def log_line(self) -> str:
+    def log_line(self, url: str | None = None) -> str:
+        """The poll's one log line; ``url`` (the feed's address) goes before the error,
+        which is last because it may contain spaces."""
         code = self.http_status if self.http_status is not None else "-"
         line = (
             f"poll feed={self.feed!r} status={self.status} http={code} entries={self.entries} "
@@ -97,6 +105,8 @@ class FeedReport:
         )
         if self.next_poll_at is not None:
             line += f" next={self.next_poll_at:%H:%M:%S}"
+        if url:
+            line += f" url={url}"
         return f"{line} error={self.error}" if self.error else line
 
 
@@ -107,6 +117,9 @@ class _Progress:
     new: int = 0
     matches: int = 0
     alerts: int = 0
+    fetch_seconds: float | None = None
+    bytes_fetched: int = 0
+    new_stories: int = 0
 
 
 def _record_batch(
@@ -196,6 +209,8 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     target = dataclasses.replace(feed, url=effective_url(feed, state))
     result = await _polite_fetch(target, state, deps)
     progress.http_status = result.status
+    progress.fetch_seconds = result.elapsed_seconds
+    progress.bytes_fetched = len(result.body or b"")
     moved = result.permanent_redirect
     if result.body is None:
         return PollOutcome(ok=True, http_status=304, moved_to=moved,
@@ -221,7 +236,8 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     )
     if parsed.problem:
         log.warning("feed %r (%s) is malformed, kept %d entries: %s",
-                    feed.name, target.url, len(parsed.entries), parsed.problem)
+                    feed.name, target.url, len(parsed.entries), parsed.problem,
+                    extra={"feed": feed.name, "url": target.url})
     progress.entries = len(parsed.entries)
     now = deps.now()
     articles = dedupe_batch(normalise_entries(parsed.entries, source=feed.name, now=now))
@@ -234,6 +250,8 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     verdicts = await deps.classify(fresh)
     progress.matches = sum(v.match for v in verdicts)
     links = deps.stories(fresh, verdicts) if deps.stories is not None and fresh else None
+    progress.new_stories = sum(
+        1 for i, v in enumerate(verdicts) if v.match and (links is None or links[i].is_new))
     progress.new, progress.alerts = await asyncio.to_thread(
         _record_batch, deps.store, list(zip(fresh, verdicts, strict=True)), links, deps.rules, now
     )
@@ -285,7 +303,8 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
                               error=f"{status}: {error}",
                               retry_after=exc.retry_after if isinstance(exc, FetchError) else None)
     except Exception as exc:  # a bug must not kill the daemon: log it with the traceback
-        log.exception("unexpected error while polling feed %r (%s)", feed.name, feed.url)
+        log.exception("unexpected error while polling feed %r (%s)", feed.name, feed.url,
+                      extra={"feed": feed.name, "url": feed.url})
         status, error = "internal", f"{type(exc).__name__}: {exc}"
         outcome = PollOutcome(ok=False, error=f"{status}: {error}")
 
@@ -302,7 +321,8 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
         # Re-armed all the same, with the failure back-off: a feed must never wait for
         # its safety net because the store had a hiccup.
         next_poll_at = _retry_after_store_failure(feed, deps, states, state, outcome)
-        log.debug("feed %r: could not record the poll's outcome: %s", feed.name, exc)
+        log.debug("feed %r (%s): could not record the poll's outcome: %s", feed.name,
+                  feed.url, exc, extra={"feed": feed.name, "url": feed.url})
         extra = f"could not record the outcome ({exc}); next try {next_poll_at:%H:%M:%S}"
         error = f"{error}; {extra}" if error is not None else extra
         if status in ("ok", "not_modified", "unchanged"):
@@ -310,7 +330,8 @@ async def run_feed(feed: Feed, deps: PipelineDeps) -> FeedReport:
     return FeedReport(
         feed.name, status, progress.http_status, progress.entries, progress.new,
         progress.matches, progress.alerts, time.monotonic() - started, error,
-        next_poll_at, notice, store_error,
+        next_poll_at, notice, store_error, progress.fetch_seconds, progress.bytes_fetched,
+        progress.new_stories,
     )
 
 

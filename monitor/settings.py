@@ -215,7 +215,7 @@ class AlertSettings(_Section):
     lease_seconds: float = Field(default=120, ge=5, le=3_600)
     base_backoff_seconds: float = Field(default=2, ge=1, le=3_600)
     """First wait after the destination failed (then doubling, jittered)."""
-    max_backoff_seconds: float = Field(default=60, ge=1, le=3_600)
+    max_backoff_seconds: float = Field(default=30, ge=1, le=3_600)
     """Longest wait between checks while the destination is down: the longest an
     alert waits after it is back."""
     pace_per_second: float = Field(default=1.0, gt=0, le=100)
@@ -408,6 +408,44 @@ class FullTextSettings(_Section):
 
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    """``json``: one object per line for log shippers (see monitor.logs)."""
+
+
+HTTP_OFF = ("", "off")
+
+
+class HttpSettings(_Section):
+    """The daemon's own HTTP endpoints (health, metrics, the read-only web view)."""
+
+    listen: str = "127.0.0.1:8787"
+    """``host:port`` (``[v6]:port`` for IPv6; port 0 picks a free one), or "" / "off"."""
+    ready_poll_age_seconds: float = Field(default=3600, ge=1, le=7 * 86_400)
+    """/readyz fails when no poll has succeeded for this long (raise it for a few slow feeds)."""
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in HTTP_OFF:
+            return ""
+        parse_listen(value)
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to bind, or None when the endpoints are switched off."""
+        return parse_listen(self.listen) if self.listen else None
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``host:port`` → (host, port); a ValueError names what is wrong."""
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65_535 or " " in host:
+        raise ValueError(f"{value!r} is not host:port like '127.0.0.1:8787' (or 'off')")
+    return host, int(port)
 
 
 class DigestSettings(_Section):
@@ -445,6 +483,30 @@ class DigestSettings(_Section):
         return value
 
 
+class RetrainSettings(_Section):
+    """``train --with-feedback`` and the weekly retrain job (README, "The classifier").
+
+    The job is off by default: installing a model changes what every analyst sees, and
+    whoever runs the daemon should choose that (and restart it to use the new model)."""
+
+    enabled: bool = False
+    """Run the weekly retrain job in the daemon (install if the guard passes, else a notice)."""
+    cron: str = "0 3 * * 1"
+    """When, as a crontab line in ``timezone`` (default: Mondays 03:00)."""
+    timezone: str = "UTC"
+    label_weight: float = Field(default=5.0, gt=0, le=100)
+    """One analyst's label counts as this many written examples in the fit."""
+    tolerance: float = Field(default=0.005, ge=0, le=0.2)
+    """How much worse than the current model the candidate may be on any guarded metric."""
+    holdout_fraction: float = Field(default=0.25, ge=0, le=0.5)
+    """The newest labels (by label time) kept out of training to compare the two models."""
+    min_labels: int = Field(default=20, ge=1, le=1_000_000)
+    """Below this many labelled articles there is no retrain, only an explanation."""
+
+    _check_cron = field_validator("cron")(DigestSettings._check_cron.__func__)
+    _check_timezone = field_validator("timezone")(DigestSettings._check_timezone.__func__)
+
+
 class StoriesSettings(_Section):
     """Story threading (``monitor.stories``); unset thresholds keep the engine's tuned defaults."""
 
@@ -475,7 +537,9 @@ class Settings(_Section):
     fulltext: FullTextSettings = FullTextSettings()
     stories: StoriesSettings = StoriesSettings()
     digest: DigestSettings = DigestSettings()
+    retrain: RetrainSettings = RetrainSettings()
     logging: LoggingSettings = LoggingSettings()
+    http: HttpSettings = HttpSettings()
     feeds: tuple[FeedSettings, ...] = ()
     config_path: Path | None = None
 
@@ -593,7 +657,9 @@ def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, An
         "SLACK_APP_TOKEN": ("slack", "app_token"),
         "MONITOR_DATABASE_URL": ("storage", "database_url"),
         "MONITOR_LOG_LEVEL": ("logging", "level"),
+        "MONITOR_LOG_FORMAT": ("logging", "format"),
         "MONITOR_MODEL_PATH": ("classifier", "model_path"),
+        "MONITOR_HTTP_LISTEN": ("http", "listen"),
     }
     for var, (section, key) in mapping.items():
         value = env.get(var, "").strip()

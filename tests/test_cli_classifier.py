@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -91,11 +92,14 @@ def test_label_then_train_with_feedback_compares_before_installing(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    write_config(tmp_path, {"Replay": REPLAY.as_uri()}, "[retrain]\nmin_labels = 1\n")
     out_model = tmp_path / "model.skops"
     code, out, _ = run_cli(["train", "--config", str(config), "--with-feedback",
                             "--out", str(out_model)], capsys, monkeypatch)
     assert code != 0 and "no analyst labels" in out
     assert not out_model.exists()
+    code, _, err = run_cli(["train", "--config", str(config), "--dry-run"], capsys, monkeypatch)
+    assert code == 2 and "--dry-run only applies to train --with-feedback" in err
 
     assert run_cli(["once", "--config", str(config)], capsys, monkeypatch)[0] == 0
     code, listing, _ = run_cli(["articles", "--config", str(config)], capsys, monkeypatch)
@@ -108,6 +112,13 @@ def test_label_then_train_with_feedback_compares_before_installing(
         code, out, _ = run_cli(["label", "--config", str(config), article_id, "irrelevant"],
                                capsys, monkeypatch)
         assert code == 0 and out.startswith(f"labelled {article_id} as irrelevant")
+
+    code, out, _ = run_cli(["train", "--config", str(config), "--with-feedback", "--dry-run",
+                            "--out", str(out_model)], capsys, monkeypatch)
+    assert code == 0 and "dry run: would" in out  # exit 0 whatever the verdict
+    assert not out_model.exists()
+    # unrounded numbers of both models side by side, with the difference
+    assert re.search(r"frozen test PR-AUC +0\.\d{6} +0\.\d{6} +[+-]0\.\d{6}", out), out
 
     code, out, _ = run_cli(["train", "--config", str(config), "--with-feedback",
                             "--out", str(out_model)], capsys, monkeypatch)

@@ -46,6 +46,10 @@ class FeedStates:
         self._unsaved[name] = self._unsaved.get(name, 0) + 1
         return self._unsaved[name]
 
+    def known(self) -> list[FeedState]:
+        """Every state held in memory (read on the event loop, e.g. by a metrics scrape)."""
+        return [state for state in self._known.values() if state is not None]
+
     async def load(self) -> None:
         """Read every feed's state in one query (daemon start-up)."""
         states = await asyncio.to_thread(self._store.all_feed_states)

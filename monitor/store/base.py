@@ -105,6 +105,65 @@ class StorySummary:
 
 
 @dataclass(frozen=True, slots=True)
+class ArticleHit:
+    """One article found by ``search_articles`` (the web view's search)."""
+
+    article_id: str
+    source: str
+    title: str
+    url: str
+    published_at: datetime
+    score: float | None
+    match: bool
+    event_type: str | None
+    snippet: str
+    """Summary text around the hit; the matched words sit between ``HIT_START`` and
+    ``HIT_END`` (private-use characters, so the page escapes the text, then marks them)."""
+
+
+HIT_START = "\ue000"
+HIT_END = "\ue001"
+
+
+@dataclass(frozen=True, slots=True)
+class StoryAlert:
+    """One alert of a story as the web view shows it: the report, its verdict, its label."""
+
+    alert_id: str
+    kind: str
+    """"parent" (the story's first matching report) or "reply" (a later one, in its thread)."""
+    destination: str
+    status: str
+    title: str
+    url: str
+    source: str
+    published_at: datetime
+    score: float
+    reason: str
+    event_type: str | None
+    delivered_at: datetime | None
+    last_error: str | None
+    label: int | None
+    """The analysts' latest label of the article (1 relevant, 0 not), None if unlabelled."""
+    labelled_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryBoardEntry:
+    """A recent story that alerted, with every alert it produced, oldest first."""
+
+    story_id: str
+    title: str
+    url: str
+    source: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    member_count: int
+    source_count: int
+    alerts: tuple[StoryAlert, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LabelEvent:
     """One label given to an article (history: a relabel adds one, never overwrites)."""
 
@@ -240,6 +299,18 @@ class Store(Protocol):
     def recent_articles(self, *, limit: int = 20,
                         matches_only: bool = False) -> list[ArticleSummary]:
         """Newest stored articles with their scores (the ``articles`` command)."""
+
+    # --- the web view (read-only) --------------------------------------------------
+    def story_board(self, *, since: datetime, limit: int = 30) -> list[StoryBoardEntry]:
+        """Stories seen since ``since`` that produced alerts, newest first, with the alerts."""
+
+    def search_articles(self, query: str, *, since: datetime | None = None,
+                        until: datetime | None = None, outlet: str | None = None,
+                        matches_only: bool = False, limit: int = 25,
+                        offset: int = 0) -> list[ArticleHit]:
+        """Stored articles containing every word of ``query`` (plain words, never query
+        syntax: any input is safe), published in [since, until), best first; with no
+        words, the newest."""
 
     # --- analyst feedback --------------------------------------------------------
     def add_label(self, article_id: str, label: int, *, source: str, at: datetime,

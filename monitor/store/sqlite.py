@@ -20,6 +20,7 @@ import monitor.store.rows as rows
 import monitor.store.sqlite_digest as digest_sql
 import monitor.store.sqlite_feedback as feedback_sql
 import monitor.store.sqlite_stories as stories_sql
+import monitor.store.sqlite_web as web_sql
 from monitor.errors import StoreError
 from monitor.models import (
     MAX_ARRIVALS,
@@ -33,12 +34,14 @@ from monitor.models import (
     Verdict,
 )
 from monitor.store.base import (
+    ArticleHit,
     ArticleRecord,
     ArticleSummary,
     DigestStory,
     LabelEvent,
     Mute,
     OutboxCause,
+    StoryBoardEntry,
     StorySummary,
     WeekStats,
 )
@@ -228,7 +231,44 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX alerts_order ON alerts(status, published_at, created_at);
     CREATE UNIQUE INDEX alerts_story_parent ON alerts(story_id, destination) WHERE kind = 'parent'
     """,
+    # 9: full-text search over stored articles (the web view): an external-content FTS5
+    # index (the text lives once, in articles) kept in sync by triggers, backfilled
+    """
+    CREATE VIRTUAL TABLE articles_fts USING fts5(
+        title, summary, source, content = 'articles', content_rowid = 'rowid',
+        tokenize = 'unicode61 remove_diacritics 2');
+    CREATE TRIGGER articles_fts_insert AFTER INSERT ON articles BEGIN
+        INSERT INTO articles_fts (rowid, title, summary, source)
+            VALUES (new.rowid, new.title, new.summary, new.source);
+    END;
+    CREATE TRIGGER articles_fts_delete AFTER DELETE ON articles BEGIN
+        INSERT INTO articles_fts (articles_fts, rowid, title, summary, source)
+            VALUES ('delete', old.rowid, old.title, old.summary, old.source);
+    END;
+    CREATE TRIGGER articles_fts_update AFTER UPDATE OF title, summary, source ON articles BEGIN
+        INSERT INTO articles_fts (articles_fts, rowid, title, summary, source)
+            VALUES ('delete', old.rowid, old.title, old.summary, old.source);
+        INSERT INTO articles_fts (rowid, title, summary, source)
+            VALUES (new.rowid, new.title, new.summary, new.source);
+    END;
+    INSERT INTO articles_fts (articles_fts) VALUES ('rebuild')
+    """,
 )
+
+
+def _statements(script: str) -> Iterator[str]:
+    """A migration's statements one by one: split on ";" but keep a trigger's body (whose
+    statements end in ";" too) whole. ``executescript`` would do this, but it commits the
+    migration's transaction first."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        yield pending
 
 
 
@@ -369,7 +409,7 @@ class SqliteStore:
                     f"program knows ({len(MIGRATIONS)}); upgrade the monitor"
                 )
             for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-                for statement in filter(str.strip, script.split(";")):
+                for statement in _statements(script):
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
@@ -725,6 +765,18 @@ class SqliteStore:
         return [ArticleSummary(row["id"], row["source"], row["title"],
                                datetime.fromisoformat(row["published_at"]), row["story_id"],
                                row["score"], bool(row["match"])) for row in rows]
+
+    # --- the web view (read-only) ---------------------------------------------------
+    def story_board(self, *, since: datetime, limit: int = 30) -> list[StoryBoardEntry]:
+        return self._read(web_sql.story_board, since=since, limit=limit)
+
+    def search_articles(self, query: str, *, since: datetime | None = None,
+                        until: datetime | None = None, outlet: str | None = None,
+                        matches_only: bool = False, limit: int = 25,
+                        offset: int = 0) -> list[ArticleHit]:
+        return self._read(web_sql.search_articles, query=query, since=since, until=until,
+                          outlet=outlet, matches_only=matches_only, limit=limit,
+                          offset=offset)
 
 
 def _alert(row: sqlite3.Row, *, attempts: int, needs_lookup: bool,
