@@ -1,5 +1,7 @@
 """Composition root: builds the real components from settings and runs them.
 
+One concern, wiring: nothing here decides anything about a feed or an alert.
+
 This is the one place that turns settings into objects (HTTP client, store,
 model, deliverer) and hands them to the pipeline and scheduler as parameters.
 ``run_once`` is the burst mode (one cycle, then exit); ``run_forever`` is the
@@ -26,7 +28,7 @@ from monitor import store as store_backend
 from monitor.alerts.base import Deliverer
 from monitor.alerts.console import ConsoleDeliverer
 from monitor.alerts.notices import Notifier
-from monitor.alerts.outbox import drain_outbox
+from monitor.alerts.outbox import DrainOptions, drain_outbox
 from monitor.alerts.sinks import Sinks
 from monitor.classify import ArticleClassifier
 from monitor.classify_pool import ClassifierPool
@@ -142,6 +144,12 @@ def alert_rules(settings: Settings) -> AlertRules:
     )
 
 
+def drain_options(settings: Settings) -> DrainOptions:
+    a = settings.alerts
+    return DrainOptions(batch_size=a.batch_size, lease_seconds=a.lease_seconds,
+                        base_backoff=a.base_backoff_seconds, max_backoff=a.max_backoff_seconds)
+
+
 def active_routes(settings: Settings) -> tuple[RouteSettings, ...]:
     """Routes post to Slack channels: they apply only when alerts go to Slack."""
     if settings.alerts.routes and settings.sink != "slack":
@@ -246,16 +254,12 @@ class Monitor:
         return report
 
     async def drain(self) -> object:
-        a = self.settings.alerts
         try:
             result = await drain_outbox(
                 self.store,
                 self.sinks,
                 now=utc_now,
-                batch_size=a.batch_size,
-                lease_seconds=a.lease_seconds,
-                base_backoff=a.base_backoff_seconds,
-                max_backoff=a.max_backoff_seconds,
+                options=drain_options(self.settings),
                 logger=logging.getLogger("monitor.outbox"),
                 should_stop=self.stopping.is_set,
             )

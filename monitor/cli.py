@@ -1,5 +1,8 @@
 """Command-line interface: ``python -m monitor COMMAND`` (or ``news-monitor COMMAND``).
 
+One concern, the command line: argument parsing and one small function per command,
+each handing the real work to the module that owns it.
+
 Exit codes: 0 success, 1 the command failed at run time (e.g. no usable
 model), 2 configuration or usage error (the message names the file and key),
 3 and 4 from ``once`` (see below). Every error is one line on stderr; ``--debug``

@@ -1,5 +1,8 @@
 """Settings: the TOML file plus the environment, validated once at start-up.
 
+One concern, long by nature: the schema of every config section with its defaults,
+written once here, and the checks that turn a wrong value into one clear line.
+
 Everything downstream receives plain values from here as parameters; no other
 module reads files or environment variables for configuration. Secrets (Slack
 token, webhook URL) are accepted ONLY from the environment and are wrapped in

@@ -26,6 +26,7 @@ from monitor.alerts.slack import SlackDeliverer
 from monitor.alerts.webhook import WebhookDeliverer
 from monitor.models import Alert, Article, Verdict
 from monitor.store.sqlite import SqliteStore
+from tests.support.defaults import drain_options
 from tests.support.fake_slack import FakeSlack
 
 TOKEN = "xoxb-3333-4444-OutboxSecretToken"
@@ -105,7 +106,10 @@ def deliverer(slack: FakeSlack) -> SlackDeliverer:
 
 async def drain(store: SqliteStore, deliverer: Any, clock: Clock, **kw: Any) -> DrainReport:
     kw.setdefault("rng", random.Random(1))
-    return await drain_outbox(store, deliverer, now=clock, logger=LOG, **kw)
+    options = {k: kw.pop(k) for k in ("batch_size", "lease_seconds", "base_backoff",
+                                      "max_backoff", "max_attempts", "max_batches") if k in kw}
+    return await drain_outbox(store, deliverer, now=clock, logger=LOG,
+                              options=drain_options(**options), **kw)
 
 
 def posted_ids(slack: FakeSlack) -> list[str]:

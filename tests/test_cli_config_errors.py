@@ -23,6 +23,7 @@ from monitor.cli import main
 from monitor.models import Alert, Article, Receipt, Verdict
 from monitor.store.sqlite import SqliteStore
 from tests.support.configs import REPO, write_config
+from tests.support.defaults import drain_options
 
 TOKEN = "xoxb-5555-6666-cliSECRETtoken"
 APP_TOKEN = "xapp-1-A0123ABC-4567-appSECRETtoken"
@@ -162,7 +163,8 @@ async def test_drainer_logs_never_carry_tokens(
     assert store.record_article(article, verdict, alert)
     with caplog.at_level(logging.DEBUG):
         await drain_outbox(store, LeakyDeliverer(), now=lambda: at,
-                           logger=logging.getLogger("test.redact"), max_batches=1)
+                           logger=logging.getLogger("test.redact"),
+            options=drain_options(max_batches=1))
     store.close()
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "al1" in logged  # the failure was logged at all

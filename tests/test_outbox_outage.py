@@ -21,22 +21,13 @@ from monitor.alerts.outbox import drain_outbox
 from monitor.alerts.slack import SlackDeliverer
 from monitor.models import Alert, Article, Verdict
 from monitor.store.sqlite import SqliteStore
+from tests.support.defaults import drain_options
 from tests.support.fake_slack import FakeSlack
+from tests.test_alerts_outbox import Clock
 
 TOKEN = "xoxb-5555-6666-OutageSecretToken"
 LOG_NAME = "test.outage"
 LOG = logging.getLogger(LOG_NAME)
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.t = start
-
-    def __call__(self) -> datetime:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += timedelta(seconds=seconds)
 
 
 def queue_published(store: SqliteStore, published: list[datetime], seen: datetime) -> None:
@@ -87,7 +78,7 @@ async def test_outage_is_one_line_each_way_and_the_backlog_goes_out_in_order(
     drains = 0
     while store.outbox_counts()["sent"] < 20 and drains < 200:
         await drain_outbox(store, deliverer, now=clock, logger=LOG, health=health,
-                           batch_size=50, rng=random.Random(drains))
+                           rng=random.Random(drains), options=drain_options(batch_size=50))
         clock.advance(1)
         drains += 1
     assert store.outbox_counts() == {"pending": 0, "in_flight": 0, "sent": 20, "failed": 0}
@@ -115,14 +106,16 @@ async def test_backlog_waits_at_most_one_probe_interval_after_recovery(
                                rng=random.Random(5))
     slack.fail_next(1000, status=503)
     for _ in range(600):  # ten minutes of outage, one drain a second
-        await drain_outbox(store, deliverer, now=clock, logger=LOG, health=health)
+        await drain_outbox(store, deliverer, now=clock, logger=LOG, health=health,
+                           options=drain_options())
         clock.advance(1)
     probes = len(slack.calls_to("chat.postMessage"))
     assert probes <= 600 / 15 + 6  # capped probing, not one call per drain
     slack.clear_failures()
     recovered_at = clock()
     while store.outbox_counts()["sent"] < 5:
-        await drain_outbox(store, deliverer, now=clock, logger=LOG, health=health)
+        await drain_outbox(store, deliverer, now=clock, logger=LOG, health=health,
+                           options=drain_options())
         clock.advance(1)
         assert (clock() - recovered_at).total_seconds() <= 31, "backlog waited past the cap"
     assert sorted(posted_ids(slack)) == [f"al-{i}" for i in range(1, 6)]
@@ -138,7 +131,8 @@ async def test_a_short_rate_limit_is_waited_out_in_order_without_growing_any_bac
     clock = Clock(t0 + timedelta(hours=1))
     health = DestinationHealth("slack", logger=LOG)
     slack.fail_next(2, error="ratelimited", retry_after=1)
-    report = await drain_outbox(store, deliverer, now=clock, logger=LOG, health=health)
+    report = await drain_outbox(store, deliverer, now=clock, logger=LOG, health=health,
+                                options=drain_options())
     # one drain: the 429s were waited out and the same alert resent each time
     assert (report.sent, report.retried, report.deferred) == (4, 0, 0)
     assert posted_ids(slack) == ["al-1", "al-2", "al-3", "al-4"]
@@ -156,10 +150,11 @@ async def test_stop_finishes_the_post_on_the_wire_and_hands_back_the_rest(
     queue_published(store, [t0] * 4, seen=t0)
     clock = Clock(t0 + timedelta(seconds=1))
     report = await drain_outbox(store, deliverer, now=clock, logger=LOG,
-                                should_stop=lambda: len(slack.messages) >= 1)
+                                should_stop=lambda: len(slack.messages) >= 1,
+            options=drain_options())
     assert (report.sent, report.deferred) == (1, 3)
     assert store.outbox_counts() == {"pending": 3, "in_flight": 0, "sent": 1, "failed": 0}
-    report = await drain_outbox(store, deliverer, now=clock, logger=LOG)
+    report = await drain_outbox(store, deliverer, now=clock, logger=LOG, options=drain_options())
     assert report.sent == 3 and slack.calls_to("conversations.history") == []
     assert len(posted_ids(slack)) == len(set(posted_ids(slack))) == 4
 
@@ -176,7 +171,8 @@ async def test_lookup_reaches_back_to_the_first_attempt_past_a_long_backlog(
     for i in range(450):  # the channel moves on: far more than one history page
         slack.add_message("C0ALERTS1", f"later message {i}")
     clock.advance(10)  # the lease expired
-    report = await drain_outbox(store, deliverer, now=clock, logger=LOG, lease_seconds=5)
+    report = await drain_outbox(store, deliverer, now=clock, logger=LOG,
+                                options=drain_options(lease_seconds=5))
     assert (report.found_existing, report.sent) == (1, 0)
     assert posted_ids(slack) == ["al-1"]
     [call, *_] = slack.calls_to("conversations.history")

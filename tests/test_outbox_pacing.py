@@ -20,6 +20,7 @@ from monitor.alerts.outbox import drain_outbox
 from monitor.alerts.sinks import Sinks
 from monitor.alerts.slack import SlackDeliverer
 from monitor.store.sqlite import SqliteStore
+from tests.support.defaults import drain_options
 from tests.support.fake_slack import DEFAULT_TOKEN, FakeSlack
 from tests.test_outbox_outage import posted_ids, queue_published
 
@@ -43,7 +44,7 @@ async def test_429_storm_delivers_each_alert_once_in_order_near_the_paced_ideal(
         started = time.monotonic()
         while store.outbox_counts()["sent"] < count and time.monotonic() - started < 3 * count:
             await drain_outbox(store, sinks, now=lambda: datetime.now(UTC), logger=LOG,
-                               batch_size=20, lease_seconds=120)
+                               options=drain_options(batch_size=20, lease_seconds=120))
         elapsed = time.monotonic() - started
         assert store.outbox_counts()["sent"] == count
         assert posted_ids(slack) == [f"al-{i}" for i in range(1, count + 1)]  # once, in order

@@ -4,8 +4,6 @@ and the weekly job's one ops notice (real training on a small slice of the shipp
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -37,6 +35,7 @@ from monitor.settings import load_settings
 from monitor.store.sqlite import SqliteStore
 from tests.support.configs import write_config
 from tests.support.fake_slack import DEFAULT_TOKEN, FakeSlack
+from tests.test_classifier_train import _subsample, _write
 
 NOW = datetime(2025, 3, 3, 3, 0, tzinfo=UTC)
 OPS = "C0OTHER22"
@@ -57,24 +56,6 @@ FEEDBACK = [
      "Russia and North Korea promised closer ties."),
     (0, "South Korea and Japan agree to share missile warning data", "The deal was signed."),
 ]
-
-
-def _subsample(n_pos: int, n_neg: int) -> list[Example]:
-    """A deterministic, class-balanced slice of the shipped data (salted id hash)."""
-    def key(e: Example) -> str:
-        return hashlib.sha256(b"subsample:" + e.id.encode()).hexdigest()
-
-    examples = sorted(load_examples(), key=key)
-    return ([e for e in examples if e.label == 1][:n_pos]
-            + [e for e in examples if e.label == 0][:n_neg])
-
-
-def _write(path: Path, examples: list[Example]) -> Path:
-    with path.open("w", encoding="utf-8") as out:
-        for e in examples:
-            out.write(json.dumps({"id": e.id, "title": e.title, "summary": e.summary,
-                                  "label": e.label, "event_type": e.event_type}) + "\n")
-    return path
 
 
 def _copy_model(src: Path, dst: Path) -> Path:

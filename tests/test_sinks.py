@@ -16,6 +16,7 @@ from monitor.alerts.sinks import Sinks
 from monitor.alerts.slack import SlackDeliverer
 from monitor.models import Alert, Article, Verdict
 from monitor.store.sqlite import SqliteStore
+from tests.support.defaults import drain_options
 from tests.support.fake_slack import DEFAULT_TOKEN, FakeSlack
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -50,14 +51,15 @@ async def test_alerts_are_routed_by_destination_and_outages_stay_separate(
         }, logger=LOG, rng=random.Random(1))
         slack.fail_next(5, status=503)  # Slack is down; the console is not
         clock = T0 + timedelta(hours=1)
-        report = await drain_outbox(store, sinks, now=lambda: clock, logger=LOG)
+        report = await drain_outbox(store, sinks, now=lambda: clock, logger=LOG,
+                                    options=drain_options())
         assert out.getvalue().count("=== DPRK–Russia alert") == 2
         assert not sinks.health("slack:C0ALERTS1").can_send(clock)
         assert sinks.health("console").can_send(clock)
         assert report.failed == 1  # teams:gone has no sink: parked, with a reason
         slack.clear_failures()
         clock += timedelta(minutes=5)
-        await drain_outbox(store, sinks, now=lambda: clock, logger=LOG)
+        await drain_outbox(store, sinks, now=lambda: clock, logger=LOG, options=drain_options())
         assert sorted(m.metadata["event_payload"]["alert_id"] for m in slack.posted()) == [
             "al-1", "al-3"]
     assert store.outbox_counts() == {"pending": 0, "in_flight": 0, "sent": 4, "failed": 1}

@@ -27,7 +27,7 @@ from monitor.models import Article, StoryLink, Verdict
 from monitor.store.sqlite import SqliteStore
 from monitor.store.sqlite_stories import own_story_id
 from monitor.stories.items import new_story_id
-from tests.support.defaults import alert_rules
+from tests.support.defaults import alert_rules, drain_options
 from tests.support.fake_slack import DEFAULT_TOKEN, FakeSlack
 from tests.support.feed_server import FeedServer
 
@@ -215,7 +215,7 @@ async def test_kill_between_parent_and_replies_gives_one_parent_and_each_reply_o
         log = __import__("logging").getLogger("test.threads")
         for _ in range(6):
             await drain_outbox(store, deliverer, now=lambda: clock[0], logger=log,
-                               lease_seconds=5, rng=random.Random(1))
+                               rng=random.Random(1), options=drain_options(lease_seconds=5))
             clock[0] += timedelta(seconds=70)
         assert store.outbox_counts() == {"pending": 0, "in_flight": 0, "sent": 4, "failed": 0}
         [top] = slack.top_level()
@@ -241,7 +241,7 @@ async def test_console_prints_the_parent_once_and_also_reported_lines(
     store.record_articles(rows)
     log = __import__("logging").getLogger("test.threads")
     await drain_outbox(store, ConsoleDeliverer(), now=lambda: NOW + timedelta(hours=1),
-                       logger=log)
+                       logger=log, options=drain_options())
     out = capsys.readouterr().out
     assert out.count("=== DPRK–Russia alert") == 1
     assert "↳ also reported by Herald" in out and "↳ also reported by Courier" in out

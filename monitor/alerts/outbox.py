@@ -40,7 +40,7 @@ from monitor.errors import DeliveryError
 from monitor.models import Alert, Receipt
 from monitor.store.base import Store
 
-__all__ = ["DrainReport", "drain_outbox"]
+__all__ = ["DrainOptions", "DrainReport", "drain_outbox"]
 
 LEASE_SAFETY = 0.5
 """Stop starting new sends once this fraction of the lease has passed: an alert whose
@@ -297,19 +297,30 @@ class _Drainer:
         self.report.deferred += sum(len(a.ids) for a in alerts)
 
 
+@dataclass(frozen=True, slots=True)
+class DrainOptions:
+    """From ``[alerts]`` (monitor.settings, where the defaults are written)."""
+
+    batch_size: int
+    lease_seconds: float
+    base_backoff: float
+    """First wait after a destination failed (the outage probe's base)."""
+    max_backoff: float
+    """Longest wait between outage probes."""
+    max_attempts: int | None = None
+    """Park an alert after this many attempts (None: never, it waits for the destination)."""
+    max_batches: int = 20
+    """Batches claimed per drain at most, so one drain cannot run for ever."""
+
+
 async def drain_outbox(
     store: Store,
     sinks: Sinks | Deliverer,
     *,
     now: Callable[[], datetime],
-    batch_size: int = 50,
-    lease_seconds: float = 120.0,
-    base_backoff: float = 2.0,
-    max_backoff: float = 30.0,
-    max_attempts: int | None = None,
+    options: DrainOptions,
     logger: logging.Logger,
     rng: random.Random | None = None,
-    max_batches: int = 20,
     health: DestinationHealth | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> DrainReport:
@@ -325,7 +336,8 @@ async def drain_outbox(
     """
     if not isinstance(sinks, Sinks):
         sinks = Sinks.one(sinks, health or DestinationHealth(
-            sinks.name, logger=logger, rng=rng, probe_base=base_backoff, probe_cap=max_backoff))
+            sinks.name, logger=logger, rng=rng, probe_base=options.base_backoff,
+            probe_cap=options.max_backoff))
     should_stop = should_stop or (lambda: False)
     report = DrainReport()
     if sinks.all_paused(now()) or should_stop():
@@ -339,17 +351,17 @@ async def drain_outbox(
         key = destination if destination in sinks.destinations else ANY_DESTINATION
         if key not in drainers:
             drainers[key] = _Drainer(
-                store, deliverer, now=now, lease_seconds=lease_seconds,
-                max_attempts=max_attempts, logger=logger, rng=rng,
+                store, deliverer, now=now, lease_seconds=options.lease_seconds,
+                max_attempts=options.max_attempts, logger=logger, rng=rng,
                 health=sinks.health(destination), should_stop=should_stop, report=report,
             )
         return drainers[key]
 
-    for _ in range(max(1, max_batches)):
+    for _ in range(max(1, options.max_batches)):
         claimed_at = now()
         alerts = await asyncio.to_thread(
-            store.claim_due_alerts, now=claimed_at, limit=batch_size,
-            lease_seconds=lease_seconds, exclude_destinations=sinks.paused(claimed_at),
+            store.claim_due_alerts, now=claimed_at, limit=options.batch_size,
+            lease_seconds=options.lease_seconds, exclude_destinations=sinks.paused(claimed_at),
         )
         if not alerts:
             break
@@ -364,7 +376,7 @@ async def drain_outbox(
         # Posting a parent makes its story's replies due: look again even after a
         # short batch (bounded by max_batches).
         parents_posted = any(a.kind == "parent" for a in alerts)
-        if not keep_going or (len(alerts) < batch_size and not parents_posted):
+        if not keep_going or (len(alerts) < options.batch_size and not parents_posted):
             break
     if not should_stop():
         report.parents_updated = await refresh_parents(

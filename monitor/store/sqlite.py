@@ -1,5 +1,9 @@
 """SQLite backend: the default store, one file, WAL mode.
 
+One concern: the ``Store`` protocol on SQLite (connection, transactions, migrations,
+and one thin method per protocol call; the SQL of stories, feedback and the digest lives
+in ``sqlite_stories.py``, ``sqlite_feedback.py``, ``sqlite_digest.py``, ``sqlite_web.py``).
+
 One connection guarded by a lock: the daemon's writes are small and few per
 second, so a single serialised connection is simpler and faster than a pool,
 and WAL lets CLI readers (``feeds``, ``label``) run while the daemon writes.

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from monitor import app
+from monitor.alerts.outbox import DrainOptions
 from monitor.decide import AlertRules
 from monitor.feeds import LifecyclePolicy
 from monitor.settings import Settings
@@ -20,6 +21,10 @@ DEFAULTS = Settings()
 
 def lifecycle(**overrides: Any) -> LifecyclePolicy:
     return replace(app.lifecycle_policy(DEFAULTS), **overrides)
+
+
+def drain_options(**overrides: Any) -> DrainOptions:
+    return replace(app.drain_options(DEFAULTS), **overrides)
 
 
 def alert_rules(destination: str = "console", **overrides: Any) -> AlertRules:
