@@ -52,6 +52,7 @@ per_host_concurrency = 20
 min_host_gap_seconds = 0
 max_bytes = 1000000
 max_redirects = 3
+unconditional_probability = 0   # the second cycle must send its validators (no 1 % coin flip)
 """)
         started = time.monotonic()
         assert main(["once", "--config", str(config)]) == 0
