@@ -192,12 +192,13 @@ def run_retrain(settings: Settings, store: Store, *, out: Path | None = None,
 def _retrain_in_child(settings: Settings, data_files: Sequence[Path] | None,
                       conn: Connection) -> None:
     """The process side of the weekly job: its own store connection, at low priority."""
-    from monitor.app import open_store
+    from monitor.store import open_store
 
     with contextlib.suppress(OSError):
         os.nice(10)  # the daemon's polls come first on a small machine
     try:
-        store = open_store(settings, check_writable=False)
+        store = open_store(settings.storage.database_url,
+                           busy_timeout=settings.storage.busy_timeout_seconds)
         try:
             outcome = run_retrain(settings, store, data_files=data_files)
         finally:

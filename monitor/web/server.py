@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
@@ -29,7 +29,21 @@ from monitor.web.metrics import CONTENT_TYPE, Metrics
 from monitor.web.search import PAGE_SIZE, SearchForm
 
 if TYPE_CHECKING:
-    from monitor.app import Monitor
+    from monitor.alerts.sinks import Sinks
+    from monitor.pipeline import PipelineDeps
+    from monitor.settings import Settings
+    from monitor.store.base import Store
+
+
+class Monitor(Protocol):
+    """What the web view reads of the running daemon (``monitor.app.Monitor``); a
+    protocol so this package does not import the composition root that starts it."""
+
+    settings: Settings
+    store: Store
+    sinks: Sinks
+    deps: PipelineDeps
+    model_version: str | None
 
 __all__ = ["WebServer"]
 
