@@ -10,6 +10,7 @@ digest id in the message metadata) makes each day's digest go out once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -131,8 +132,6 @@ def digest_console(digest: Digest) -> str:
 async def post_digest(store: Store, deliverer: Any, digest: Digest, *, destination: str,
                       now: datetime) -> bool:
     """Post the digest unless this day's went out already; returns whether it was posted."""
-    import asyncio
-
     if await asyncio.to_thread(store.digest_posted, digest.digest_id) is not None:
         log.info("digest %s was already posted; not again", digest.digest_id)
         return False

@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from monitor.alerts.base import redact
-from monitor.alerts.format import build_slack_message, clean_text
+from monitor.alerts.format import SlackMessage, build_slack_message, clean_text
 from monitor.alerts.slack import DEFAULT_RATE_LIMIT_WAIT, network_error, quiet_sdk_logger
 from monitor.errors import DeliveryError
 from monitor.http import parse_retry_after
@@ -83,7 +83,16 @@ class WebhookDeliverer:
             return Receipt(alert_id=alert.id, destination=alert.destination,
                            message_id="webhook:no-threads", delivered_at=self._clock(),
                            details={"skipped": "incoming webhooks cannot post thread replies"})
-        message = build_slack_message(alert)
+        await self._send(build_slack_message(alert))
+        return Receipt(
+            alert_id=alert.id,
+            destination=alert.destination,
+            message_id=f"webhook:{alert.id}",
+            delivered_at=self._clock(),
+        )
+
+    async def _send(self, message: SlackMessage) -> None:
+        """Post once; every failure becomes a DeliveryError the outbox can act on."""
         try:
             response = await asyncio.to_thread(
                 self._client.send,
@@ -99,31 +108,16 @@ class WebhookDeliverer:
         except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets
             raise network_error(exc, what="webhook", secrets=[self._url]) from None
         status = response.status_code
-        body = redact(clean_text(str(response.body or "")), [self._url])[:120]
-        if status == 200:
-            return Receipt(
-                alert_id=alert.id,
-                destination=alert.destination,
-                message_id=f"webhook:{alert.id}",
-                delivered_at=self._clock(),
-            )
-        raise self._error(status, body, response.headers)
+        if status != 200:
+            body = redact(clean_text(str(response.body or "")), [self._url])[:120]
+            raise self._error(status, body, response.headers)
 
     async def post_digest(self, digest: Digest) -> str:
         """The digest through the webhook (no metadata, so no duplicate look-up: the
         ``digests`` table alone keeps it to once a day)."""
         from monitor.digest import digest_message
 
-        message = digest_message(digest)
-        try:
-            response = await asyncio.to_thread(self._client.send, text=message.text,
-                                               blocks=message.blocks)
-        except Exception as exc:  # the SDK raises transport errors of several kinds
-            raise DeliveryError(f"webhook: digest not posted ({type(exc).__name__})",
-                                retryable=True) from None
-        if getattr(response, "status_code", 200) >= 300:
-            raise DeliveryError(f"webhook: digest refused (HTTP {response.status_code})",
-                                retryable=True)
+        await self._send(digest_message(digest))
         return f"webhook:{digest.digest_id}"
 
     async def update_parent(self, parent: Alert, story: StoryFacts) -> None:

@@ -47,10 +47,9 @@ class StoryStage:
 
     def restore(self, members: Sequence[tuple[Article, str]]) -> int:
         """Rebuild the index from stored articles (oldest first) with their story ids."""
-        self.index.restore_many((story_item(article), story_id) for article, story_id in members)
-        for article, _ in members:
-            when = item_time(story_item(article))
-            self._newest = when if self._newest is None else max(self._newest, when)
+        items = [story_item(article) for article, _ in members]
+        self.index.restore_many(zip(items, (story_id for _, story_id in members), strict=True))
+        self._note_newest(items)
         self._expire(self.now())
         return len(members)
 
@@ -66,8 +65,9 @@ class StoryStage:
         now = self.now()
         todo = [(a, v) for a, v in zip(articles, verdicts, strict=True)
                 if self.is_candidate(v) and a.id not in self._assigned]
-        if todo:
-            fresh = self.index.assign_many([story_item(a) for a, _ in todo])
+        items = [story_item(a) for a, _ in todo]
+        if items:
+            fresh = self.index.assign_many(items)
             for (article, _), assignment in zip(todo, fresh, strict=True):
                 self._assigned[article.id] = assignment
             while len(self._assigned) > MAX_REMEMBERED:
@@ -83,11 +83,14 @@ class StoryStage:
                 echo = decide_echo(article, verdict, self.rules, now=now)
             links.append(StoryLink(assignment.story_id, assignment.is_new,
                                    assignment.near_duplicate_of, echo))
-        for article, _ in todo:
-            when = item_time(story_item(article))
-            self._newest = when if self._newest is None else max(self._newest, when)
+        self._note_newest(items)
         self._expire(now)
         return links
+
+    def _note_newest(self, items: Sequence[StoryItem]) -> None:
+        for item in items:
+            when = item_time(item)
+            self._newest = when if self._newest is None else max(self._newest, when)
 
     def _expire(self, now: datetime) -> None:
         """Forget what left the window behind the newest item seen (capped at now).
