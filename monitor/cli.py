@@ -162,6 +162,13 @@ def _parser() -> argparse.ArgumentParser:
 
     outbox = sub.add_parser("outbox", parents=[common], help="alert outbox status / requeue")
     outbox.add_argument("action", nargs="?", default="status", choices=["status", "requeue-failed"])
+
+    db = sub.add_parser("db", parents=[common],
+                        help="database schema: `db upgrade`, or `db migrate-from sqlite:///old.db` "
+                             "(copy an SQLite state into the configured PostgreSQL)")
+    db.add_argument("action", choices=["upgrade", "migrate-from"])
+    db.add_argument("source", nargs="?", metavar="SOURCE_URL",
+                    help="migrate-from: the SQLite database to copy (sqlite:///path.db)")
     return parser
 
 
@@ -319,7 +326,9 @@ def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
         every = f"every {feed.interval_seconds:g}s" if feed.interval_seconds else "adaptive"
         flag = "" if feed.enabled else "  [disabled]"
         print(f"  - {feed.name}: {feed.url} ({every}){flag}")
-    print(f"storage: {settings.storage.database_url}")
+    from monitor.store import safe_url
+
+    print(f"storage: {safe_url(settings.storage.database_url)}")
     print(f"keywords: {settings.keywords_file}")
     print(f"model: {_effective_model(settings) or 'shipped default'}")
     print(f"alerts: {settings.alert_destination}")
@@ -533,11 +542,44 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 # --- store commands ----------------------------------------------------------------------
 def _database_file(settings: Settings) -> Path | None:
-    """The SQLite file, or None for an in-memory database."""
-    from monitor.store import sqlite_path
+    """The SQLite file, or None for an in-memory database or a server (PostgreSQL)."""
+    from monitor.store import is_postgres, sqlite_path
 
+    if is_postgres(settings.storage.database_url):
+        return None
     path = sqlite_path(settings.storage.database_url)
     return None if path == ":memory:" else Path(path)
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    """``db upgrade`` applies the migrations the configured database lacks (the daemon does
+    too, at start-up); ``db migrate-from`` copies an SQLite state into PostgreSQL."""
+    from monitor import store as backend
+
+    url = settings.storage.database_url
+    if args.action == "migrate-from":
+        if not args.source or not args.source.startswith("sqlite:///"):
+            raise UsageError("db migrate-from needs the SQLite database to copy: "
+                             "db migrate-from sqlite:///path/to/old.db")
+        if not backend.is_postgres(url):
+            raise UsageError("db migrate-from copies into PostgreSQL: set storage.database_url "
+                             "(or MONITOR_DATABASE_URL) to a postgresql:// URL")
+    elif args.source:
+        raise UsageError("db upgrade takes no argument (it upgrades the configured database)")
+    store = _open_writing(settings)
+    try:
+        if args.action == "upgrade":
+            print(f"schema version {store.schema_version()}: up to date")
+            return EXIT_OK
+        from monitor.store.pg_import import copy_sqlite_state
+
+        copies = copy_sqlite_state(backend.sqlite_path(args.source), store)
+    finally:
+        store.close()
+    for copy in copies:
+        print(f"{copy.table:<13} {copy.copied:>8} copied  {copy.already_there:>8} already there")
+    print(f"done: {sum(c.copied for c in copies)} row(s) copied from {args.source}")
+    return EXIT_OK
 
 
 def _open_reading(settings: Settings) -> Store | None:
@@ -718,7 +760,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     source = "the model's"
     if settings.classifier.threshold is not None:
         threshold, source = settings.classifier.threshold, "classifier.threshold"
-    database = str(_database_file(settings) or settings.storage.database_url)
+    from monitor.store import safe_url
+
+    database = str(_database_file(settings) or safe_url(settings.storage.database_url))
     if reader is None:
         database += " (does not exist yet)"
     view = status_view(feed_health(settings.feeds, states), outbox, model_version=version,
@@ -921,4 +965,5 @@ COMMANDS = {
     "digest": cmd_digest,
     "outbox": cmd_outbox,
     "mutes": cmd_mutes,
+    "db": cmd_db,
 }

@@ -143,8 +143,11 @@ def _database_problem(settings: Settings) -> str | None:
     """Whether the daemon could create or write its database (never creates it)."""
     import os
 
-    from monitor.store import sqlite_path
+    from monitor.store import is_postgres, sqlite_path
 
+    if is_postgres(settings.storage.database_url):
+        # A server, not a file: whether it answers is the daemon's own start-up check.
+        return None
     raw = sqlite_path(settings.storage.database_url)
     if raw == ":memory:":
         return None

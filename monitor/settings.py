@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -32,6 +32,7 @@ from pydantic import (
 
 from monitor.alerts.base import redact
 from monitor.errors import SettingsError
+from monitor.store import safe_url
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_CONFIG = "MONITOR_CONFIG"
@@ -82,6 +83,9 @@ class ScheduleSettings(_Section):
     max_interval_seconds: float = Field(default=21_600, ge=60, le=7 * 86_400)
     flag_after_failures: int = Field(default=10, ge=1, le=10_000)
     stale_after_hours: float = Field(default=336, gt=0)
+    feed_lease_seconds: float = Field(default=120, ge=6, le=3_600)
+    """PostgreSQL only: how long a daemon's claim on a feed lasts unless renewed (every
+    third of it while the poll runs): a crashed daemon's feeds wait this long."""
 
     @model_validator(mode="after")
     def _bounds(self) -> ScheduleSettings:
@@ -146,10 +150,12 @@ class StorageSettings(_Section):
         article at exit and alert everything again on the next run. In-memory is only
         reachable by asking for it (``sqlite:///:memory:``, for tests).
         """
+        if value.startswith(("postgresql://", "postgres://")):
+            return _check_postgres_url(value)
         if not value.startswith("sqlite:///"):
             raise ValueError(
-                f"{value!r} is not supported; use sqlite:///relative/path.db or "
-                "sqlite:////absolute/path.db"
+                f"{safe_url(value)!r} is not supported; use sqlite:///relative/path.db, "
+                "sqlite:////absolute/path.db or postgresql://user@host:5432/database"
             )
         path = value.removeprefix("sqlite:///")
         if not path.strip() or path.endswith("/"):
@@ -161,6 +167,25 @@ class StorageSettings(_Section):
             )
         return value
 
+
+def _check_postgres_url(value: str) -> str:
+    """A PostgreSQL URL must name a database (``postgresql://user@host:port/db``), else
+    libpq would silently use one named after the user; ``?schema=NAME`` must be a plain
+    identifier (it becomes the tables' schema)."""
+    parts = urlsplit(value)
+    if not parts.path.strip("/") or "/" in parts.path.strip("/"):
+        raise ValueError(
+            f"{safe_url(value)!r} names no database (an unset variable in "
+            "MONITOR_DATABASE_URL?); use postgresql://user@host:5432/database")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise ValueError(f"{safe_url(value)!r}: {exc}") from None
+    for key, item in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "schema" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", item):
+            raise ValueError(f"schema={item!r} is not a plain SQL identifier (letters, digits, "
+                             "underscore; not starting with a digit)")
+    return value
 
 
 class ClassifierSettings(_Section):
@@ -627,6 +652,7 @@ class Settings(_Section):
         data["slack"]["bot_token"] = "**********" if self.slack.bot_token else None
         data["slack"]["webhook_url"] = "**********" if self.slack.webhook_url else None
         data["slack"]["app_token"] = "**********" if self.slack.app_token else None
+        data["storage"]["database_url"] = safe_url(self.storage.database_url)
         return data
 
 
@@ -699,6 +725,8 @@ def _describe(error: dict[str, Any], source: str) -> str:
         or "webhook" in location
         or (isinstance(value, str) and _looks_like_slack_secret(value))
     )
+    if isinstance(value, str) and "://" in value:
+        value = safe_url(value)  # a database URL may carry a password
     shown = "<secret>" if secret else repr(value)
     # redact() as well: a message may quote the value (e.g. a feed URL) in its own words.
     return redact(f"{source}: key '{location}' = {shown}: {message}")

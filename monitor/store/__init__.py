@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 from monitor.errors import StoreError
 from monitor.store.base import Store
 
-__all__ = ["SCHEMES", "Store", "open_store", "sqlite_path"]
+__all__ = ["SCHEMES", "Store", "is_postgres", "open_store", "safe_url", "sqlite_path"]
 
-SCHEMES = ("sqlite:///",)
+SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 """URL prefixes with a backend in this version."""
+
+
+def is_postgres(database_url: str) -> bool:
+    """A PostgreSQL URL (several daemons may share it; there is no file to lock)."""
+    return database_url.startswith(("postgresql://", "postgres://"))
+
+
+def safe_url(database_url: str) -> str:
+    """The URL without its password, for logs and printed summaries."""
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", database_url)
 
 
 def sqlite_path(database_url: str) -> str:
@@ -22,16 +34,22 @@ def open_store(database_url: str, *, busy_timeout: float = 30.0) -> Store:
     A new backend is one more branch here plus its module: the daemon and the CLI
     only see the protocol.
     """
+    store: Store
     if database_url.startswith("sqlite:///"):
         from monitor.store.sqlite import SqliteStore
 
         store = SqliteStore(sqlite_path(database_url), busy_timeout=busy_timeout)
-        try:
-            store.migrate()
-        except StoreError:
-            store.close()
-            raise
-        return store
-    scheme = database_url.split(":", 1)[0]
-    raise StoreError(f"no storage backend for {scheme!r} URLs in this version; "
-                     f"use one of: {', '.join(SCHEMES)}")
+    elif is_postgres(database_url):
+        from monitor.store.postgres import PostgresStore
+
+        store = PostgresStore(database_url, busy_timeout=busy_timeout)
+    else:
+        scheme = database_url.split(":", 1)[0]
+        raise StoreError(f"no storage backend for {scheme!r} URLs in this version; "
+                         f"use one of: {', '.join(SCHEMES)}")
+    try:
+        store.migrate()
+    except StoreError:
+        store.close()
+        raise
+    return store

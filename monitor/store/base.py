@@ -9,6 +9,7 @@ async callers run them in a worker thread.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeAlias
@@ -200,9 +201,19 @@ class Mute:
         return self.value == (source if self.kind == "outlet" else story_id)
 
 
+def slot_wait(new_tat: float, *, now: float, interval: float, burst: int) -> float:
+    """GCRA (``Store.take_send_slot``): the wait before the slot just reserved, given the
+    destination's theoretical arrival time after it (``new_tat``). Up to ``burst`` sends
+    go out back to back; after that one per ``interval``."""
+    return max(0.0, new_tat - interval - (max(burst, 1) - 1) * interval - now)
+
+
 class Store(Protocol):
     def migrate(self) -> None:
         """Create or upgrade the schema; safe to call on every start."""
+
+    def schema_version(self) -> int:
+        """The newest migration applied (the same numbers mean the same on every backend)."""
 
     def check_writable(self) -> None:
         """Commit a real write or raise StoreError (the daemon refuses to start blind)."""
@@ -227,6 +238,41 @@ class Store(Protocol):
 
     def save_feed_states(self, states: list[FeedState]) -> None:
         """``save_feed_state`` for several feeds in ONE transaction: all rows or none."""
+
+    # --- work sharing between daemons (migration 10) ---------------------------------
+    def claim_feeds(self, names: Sequence[str], *, owner: str, now: datetime,
+                    lease_seconds: float, limit: int) -> list[str]:
+        """Lease up to ``limit`` due feeds among ``names`` (the configured, enabled ones) to
+        ``owner`` until ``now + lease_seconds``, never-polled and longest-overdue first.
+
+        Due: no state yet, or ``next_poll_at`` NULL or <= now. Feeds leased by another
+        owner until after ``now`` are skipped, so no feed is polled by two daemons at once,
+        and a crashed daemon's feeds come back when its leases run out.
+        """
+
+    def renew_feed_leases(self, names: Sequence[str], *, owner: str, now: datetime,
+                          lease_seconds: float) -> list[str]:
+        """Extend the leases ``owner`` still holds; returns those (sorted). A name missing
+        from the result was taken over by another daemon."""
+
+    def release_feeds(self, names: Sequence[str], *, owner: str) -> None:
+        """Clear ``owner``'s leases (after the poll's state is saved; ``save_feed_state``
+        never touches leases)."""
+
+    def next_feed_due(self, names: Sequence[str]) -> datetime | None:
+        """When the first of ``names`` can next be claimed (how long a daemon may sleep):
+        its ``next_poll_at``, now if never polled, or later if another daemon's lease on it
+        lasts longer. None for no names."""
+
+    def take_send_slot(self, destination: str, *, now: float, interval: float,
+                       burst: int) -> float:
+        """Reserve ``destination``'s next send slot (GCRA, shared by every daemon through
+        the database) and return the seconds to sleep before sending. ``now`` is epoch
+        seconds (``time.time()``): it is compared across machines."""
+
+    def story_lock(self) -> AbstractContextManager[None]:
+        """Serialises "sync the story index, assign, record" across daemons (PostgreSQL:
+        a session advisory lock; SQLite: nothing to do, one daemon per file)."""
 
     def filter_unseen(self, articles: list[Article]) -> list[Article]:
         """Drop articles whose id or canonical URL is already stored."""
@@ -293,6 +339,15 @@ class Store(Protocol):
                             min_score_fraction: float = 0.0) -> list[tuple[Article, str]]:
         """Recent candidate articles with their story ids, oldest first (the story
         index's rebuild)."""
+
+    def story_members_after(self, position: int, *, since: datetime,
+                            min_score_fraction: float = 0.0,
+                            ) -> tuple[list[tuple[Article, str]], int]:
+        """``story_members_since`` limited to articles recorded after ``position`` (their
+        insertion order: PostgreSQL's ``articles.seq``, SQLite's rowid; 0 for all), with
+        the position of the last one returned (``position`` when none). Daemons sharing a
+        database catch up with each other's stories this way: each member is read once,
+        not once per turn (``monitor.stories.stage.SharedStories``)."""
 
     def recent_stories(self, *, since: datetime, limit: int = 50) -> list[StorySummary]: ...
 

@@ -7,12 +7,16 @@ tables (articles, the outbox, stories) decodes them one way.
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from monitor.models import Alert, Article, ThreadRef
 
-__all__ = ["alert_from_row", "alert_payload", "article_from_row", "dt", "iso"]
+Row = Mapping[str, Any]
+"""An ``sqlite3.Row`` or a psycopg ``dict_row``: both index by column name."""
+
+__all__ = ["alert_from_row", "alert_payload", "article_from_row", "dt", "iso", "when"]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -23,8 +27,18 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat()
 
 
-def dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+def dt(value: str | datetime | None) -> datetime | None:
+    """A stored time: ISO text (SQLite) or an aware datetime (PostgreSQL's timestamptz)."""
+    if value is None or value == "":
+        return None
+    return when(value)
+
+
+def when(value: str | datetime) -> datetime:
+    """A NOT NULL stored time, whichever backend read it; PostgreSQL's are shown in UTC."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.fromisoformat(value)
 
 
 def alert_payload(alert: Alert) -> dict[str, object]:
@@ -38,10 +52,12 @@ def alert_payload(alert: Alert) -> dict[str, object]:
         "reason": alert.reason,
         "snippet": alert.snippet,
         "event_type": alert.event_type,
+        "why": alert.why,
+        "lang": alert.lang,
     }
 
 
-def alert_from_row(row: sqlite3.Row, *, attempts: int, needs_lookup: bool,
+def alert_from_row(row: Row, *, attempts: int, needs_lookup: bool,
                    first_attempt_at: datetime | None) -> Alert:
     """An outbox row; a claimed reply's row also carries its parent's channel and ts."""
     payload = json.loads(row["payload"])
@@ -61,6 +77,8 @@ def alert_from_row(row: sqlite3.Row, *, attempts: int, needs_lookup: bool,
         reason=payload["reason"],
         snippet=payload["snippet"],
         event_type=payload.get("event_type"),
+        why=payload.get("why"),
+        lang=payload.get("lang"),
         attempts=attempts,
         needs_lookup=needs_lookup,
         first_attempt_at=first_attempt_at,
@@ -70,7 +88,7 @@ def alert_from_row(row: sqlite3.Row, *, attempts: int, needs_lookup: bool,
     )
 
 
-def article_from_row(row: sqlite3.Row) -> Article:
+def article_from_row(row: Row) -> Article:
     return Article(
         id=row["id"],
         feed_name=row["feed_name"],
@@ -78,7 +96,7 @@ def article_from_row(row: sqlite3.Row) -> Article:
         url=row["url"],
         title=row["title"],
         summary=row["summary"],
-        published_at=datetime.fromisoformat(row["published_at"]),
-        first_seen_at=datetime.fromisoformat(row["first_seen_at"]),
+        published_at=when(row["published_at"]),
+        first_seen_at=when(row["first_seen_at"]),
         guid=row["guid"],
     )

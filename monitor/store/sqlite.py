@@ -16,11 +16,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import monitor.store.rows as rows
+import monitor.store.sqlite_coord as coord_sql
 import monitor.store.sqlite_digest as digest_sql
 import monitor.store.sqlite_feedback as feedback_sql
 import monitor.store.sqlite_stories as stories_sql
@@ -257,6 +258,14 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     INSERT INTO articles_fts (articles_fts) VALUES ('rebuild')
     """,
+    # 10: several daemons share the work: a feed's lease (who polls it, until when) and
+    # the per-destination send pace (GCRA's theoretical arrival time, epoch seconds)
+    """
+    ALTER TABLE feeds ADD COLUMN lease_owner TEXT;
+    ALTER TABLE feeds ADD COLUMN lease_until TEXT;
+    CREATE INDEX feeds_due ON feeds(next_poll_at);
+    CREATE TABLE send_pace (destination TEXT PRIMARY KEY, tat REAL NOT NULL)
+    """,
 )
 
 
@@ -417,9 +426,43 @@ class SqliteStore:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
+    def schema_version(self) -> int:
+        rows = self._query("SELECT MAX(version) AS v FROM schema_version")
+        return rows[0]["v"] or 0
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    # --- work sharing (one daemon per SQLite file, same semantics as PostgreSQL) ---------
+    def claim_feeds(self, names: Sequence[str], *, owner: str, now: datetime,
+                    lease_seconds: float, limit: int) -> list[str]:
+        with self._tx() as conn:
+            return coord_sql.claim_feeds(conn, names, owner=owner, now=now,
+                                         lease_seconds=lease_seconds, limit=limit)
+
+    def renew_feed_leases(self, names: Sequence[str], *, owner: str, now: datetime,
+                          lease_seconds: float) -> list[str]:
+        with self._tx() as conn:
+            return coord_sql.renew_feed_leases(conn, names, owner=owner, now=now,
+                                               lease_seconds=lease_seconds)
+
+    def release_feeds(self, names: Sequence[str], *, owner: str) -> None:
+        with self._tx() as conn:
+            coord_sql.release_feeds(conn, names, owner=owner)
+
+    def next_feed_due(self, names: Sequence[str]) -> datetime | None:
+        return self._read(coord_sql.next_feed_due, names=names, now=datetime.now(UTC))
+
+    def take_send_slot(self, destination: str, *, now: float, interval: float,
+                       burst: int) -> float:
+        with self._tx() as conn:
+            return coord_sql.take_send_slot(conn, destination, now=now, interval=interval,
+                                            burst=burst)
+
+    def story_lock(self) -> AbstractContextManager[None]:
+        """Nothing to serialise: the daemon lock allows one daemon per SQLite file."""
+        return nullcontext()
 
     # --- feeds --------------------------------------------------------------------
     def _feed_state(self, row: sqlite3.Row) -> FeedState:
@@ -637,6 +680,20 @@ class SqliteStore:
             ORDER BY a.first_seen_at, a.rowid
             """, (_iso(since), min_score_fraction))
         return [(_article(row), row["story_id"]) for row in rows]
+
+    def story_members_after(self, position: int, *, since: datetime,
+                            min_score_fraction: float = 0.0,
+                            ) -> tuple[list[tuple[Article, str]], int]:
+        rows = self._query(
+            """
+            SELECT a.*, a.rowid AS member_seq FROM articles a
+            JOIN verdicts v ON v.article_id = a.id
+            WHERE a.first_seen_at >= ? AND a.rowid > ? AND a.story_id IS NOT NULL
+              AND (v.match = 1 OR v.score >= v.threshold * ?)
+            ORDER BY a.first_seen_at, a.rowid
+            """, (_iso(since), position, min_score_fraction))
+        return ([(_article(row), row["story_id"]) for row in rows],
+                max((row["member_seq"] for row in rows), default=position))
 
     def recent_stories(self, *, since: datetime, limit: int = 50) -> list[StorySummary]:
         with self._lock:

@@ -15,10 +15,20 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from monitor.models import Alert, Article, Receipt, StoryFacts, StoryLink, Verdict
+from monitor.models import (
+    Alert,
+    Article,
+    MemberEvidence,
+    Receipt,
+    StoryEvidence,
+    StoryFacts,
+    StoryLink,
+    Verdict,
+)
 from monitor.store.base import StorySummary
 from monitor.store.rows import alert_from_row, alert_payload, dt, iso
 from monitor.store.sqlite_feedback import feedback_marks
+from monitor.story_evidence import story_evidence
 
 __all__ = [
     "mark_parent_refreshed",
@@ -147,9 +157,32 @@ def parents_to_refresh(conn: sqlite3.Connection, *, limit: int) -> list[tuple[Al
             story_id=row["story_id"], source_count=row["s_sources"],
             member_count=row["s_members"], first_seen_at=datetime.fromisoformat(row["s_first"]),
             last_seen_at=datetime.fromisoformat(row["s_last"]), sources=sources, marks=marks,
+            evidence=members_evidence(conn, row["story_id"]),
         )
         found.append((parent, facts))
     return found
+
+
+def members_evidence(conn: sqlite3.Connection, story_id: str) -> StoryEvidence | None:
+    """The story's score, event type and quote from every member's verdict (in arrival
+    order); a member's quote is in its alert's payload (only alerted members have one)."""
+    rows = conn.execute(
+        """
+        SELECT a.source, v.score, v.match, v.event_type, al.payload
+        FROM articles a
+        JOIN verdicts v ON v.article_id = a.id
+        LEFT JOIN alerts al ON al.article_id = a.id
+        WHERE a.story_id = ?
+        ORDER BY a.first_seen_at, a.id
+        """,
+        (story_id,),
+    ).fetchall()
+    members = []
+    for source, score, match, event_type, payload in rows:
+        why = json.loads(payload).get("why") if payload else None
+        members.append(MemberEvidence(score=float(score), match=bool(match),
+                                      event_type=event_type, source=source, why=why))
+    return story_evidence(members)
 
 
 def mark_parent_refreshed(conn: sqlite3.Connection, story_id: str, destination: str,
