@@ -6,6 +6,11 @@ This is the one place that turns settings into objects (HTTP client, store,
 model, deliverer) and hands them to the pipeline and scheduler as parameters.
 ``run_once`` is the burst mode (one cycle, then exit); ``run_forever`` is the
 daemon, which drains gracefully on SIGINT/SIGTERM.
+
+On a database several daemons share (PostgreSQL, ``monitor.claims.shared_backend``)
+three parts are wired differently: feeds are claimed with leases by a claim loop
+instead of one APScheduler job each, stories are assigned under the store's story
+lock (``SharedStories``), and the send pace lives in the database.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from monitor.alerts.console import ConsoleDeliverer
 from monitor.alerts.notices import Notifier
 from monitor.alerts.outbox import DrainOptions, drain_outbox
 from monitor.alerts.sinks import Sinks
+from monitor.claims import ClaimLoop, ClaimOptions, daemon_owner_id, shared_backend
 from monitor.classify import ArticleClassifier
 from monitor.classify_pool import ClassifierPool
 from monitor.countries import load_country_terms, load_prefilter_terms
@@ -46,7 +52,7 @@ from monitor.store.base import Store
 from monitor.storehealth import StoreHealth
 
 if TYPE_CHECKING:
-    from monitor.stories.stage import StoryStage
+    from monitor.pipeline import SharedStoryFn, StoryFn
     from monitor.web.metrics import Metrics
 
 log = logging.getLogger("monitor")
@@ -220,6 +226,8 @@ class Monitor:
     metrics: Metrics | None = None
     """Prometheus metrics (``run`` with [http] on): fed here from each poll and drain."""
     model_version: str | None = None
+    shared: bool = False
+    """The database is shared with other daemons: feeds are claimed (``monitor.claims``)."""
 
     async def poll(self, feed: Feed) -> FeedReport | None:
         """One feed's poll; None when a stop came before it started (its stored
@@ -322,22 +330,32 @@ def _build_enricher(settings: Settings, limits: FetchLimits, stack: AsyncExitSta
     )
 
 
-async def _build_stories(settings: Settings, store: Store, rules: AlertRules) -> StoryStage:
-    """The story index, rebuilt from the articles first seen within its window."""
+async def _build_stories(settings: Settings, store: Store, rules: AlertRules,
+                         *, shared: bool = False) -> tuple[StoryFn | None, SharedStoryFn | None]:
+    """The story index, rebuilt from the articles first seen within its window; on a
+    shared database wrapped so that each poll catches up with the other daemons.
+    Returns the pipeline's ``stories`` or ``shared_stories`` (the other one None)."""
     from monitor.stories import StoryIndex, StorySettings, load_names
-    from monitor.stories.stage import StoryStage
+    from monitor.stories.stage import SharedStories, StoryStage
 
     engine = StorySettings(**settings.stories.engine_overrides())
     fraction = settings.stories.min_score_fraction
     stage = StoryStage(StoryIndex(engine, load_names(settings.keywords_file)), rules=rules,
                        now=utc_now, min_score_fraction=fraction)
+    if shared:
+        turns = SharedStories(stage, store, window=timedelta(hours=engine.window_hours))
+        restored = await asyncio.to_thread(turns.start)
+        log.info("stories: %d recent article(s) restored into the story index (window %g h; "
+                 "kept in step with the other daemons under the story lock)",
+                 restored, engine.window_hours)
+        return None, turns.link_and_record
     since = utc_now() - timedelta(hours=engine.window_hours)
     members = await asyncio.to_thread(store.story_members_since, since,
                                       min_score_fraction=fraction)
     restored = await asyncio.to_thread(stage.restore, members)
     log.info("stories: %d recent article(s) restored into the story index (window %g h)",
              restored, engine.window_hours)
-    return stage
+    return stage.link, None
 
 
 async def _build(settings: Settings, stack: AsyncExitStack,
@@ -352,6 +370,7 @@ async def _build(settings: Settings, stack: AsyncExitStack,
     )
     store = open_store(settings)
     stack.callback(store.close)
+    shared = shared_backend(settings.storage.database_url)
     limits = fetch_limits(settings)
     client = build_client(limits)
     stack.push_async_callback(client.aclose)
@@ -362,7 +381,8 @@ async def _build(settings: Settings, stack: AsyncExitStack,
                         probe_base=settings.alerts.base_backoff_seconds,
                         probe_cap=settings.alerts.max_backoff_seconds,
                         pace_per_second=settings.alerts.pace_per_second,
-                        pace_burst=settings.alerts.pace_burst)
+                        pace_burst=settings.alerts.pace_burst,
+                        shared_pace=store if shared else None)
     stack.push_async_callback(sinks.aclose)
     rules = alert_rules(settings)
     classify = classifier.classify_in_thread
@@ -379,7 +399,8 @@ async def _build(settings: Settings, stack: AsyncExitStack,
     )
     states = FeedStates(store)
     await states.load()
-    stories = await _build_stories(settings, store, rules) if settings.stories.enabled else None
+    stories, shared_stories = (await _build_stories(settings, store, rules, shared=shared)
+                               if settings.stories.enabled else (None, None))
     enrich = None
     if settings.fulltext.enabled:
         enrich = _build_enricher(settings, limits, stack)
@@ -395,7 +416,8 @@ async def _build(settings: Settings, stack: AsyncExitStack,
         lifecycle=lifecycle_policy(settings),
         enrich=enrich,
         states=states,
-        stories=stories.link if stories is not None else None,
+        stories=stories,
+        shared_stories=shared_stories,
         limiter=HostLimiter(
             per_host=settings.fetch.per_host_concurrency,
             min_gap_seconds=settings.fetch.min_host_gap_seconds,
@@ -414,7 +436,7 @@ async def _build(settings: Settings, stack: AsyncExitStack,
         asyncio.Semaphore(settings.schedule.max_concurrent_feeds),
         build_notifier(settings),
         StoreHealth(store.reopen, logger=logging.getLogger("monitor.store")),
-        metrics=metrics, model_version=classifier.version,
+        metrics=metrics, model_version=classifier.version, shared=shared,
     )
 
 
@@ -469,9 +491,11 @@ async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> 
         async with AsyncExitStack() as stack:
             monitor = await _build(settings, stack, _metrics_for(settings))
             await _start_buttons(settings, monitor.store, stack)
+            feeds = feeds_from(settings)
+            claims = _claim_loop(monitor, feeds, tracker) if monitor.shared else None
             states = await asyncio.to_thread(monitor.store.all_feed_states)
             scheduler = build_scheduler(
-                feeds_from(settings),
+                [] if claims is not None else feeds,
                 poll=monitor.poll,
                 drain=monitor.drain,
                 drain_interval_seconds=settings.schedule.drain_interval_seconds,
@@ -506,13 +530,39 @@ async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> 
                     misfire_grace_time=6 * 3600)
             await check_sinks(monitor.sinks)
             scheduler.start()
+            claiming = None
+            if claims is not None:
+                claiming = asyncio.create_task(claims.run(stop), name="claim feeds")
+                # A claim loop that died would leave the daemon alive and polling nothing:
+                # stop instead, so that the failure is seen (and systemd restarts it).
+                claiming.add_done_callback(lambda task: task.cancelled() or (
+                    task.exception() is not None and stop.set()))
+                log.info("sharing the feeds with any other daemon on this database: "
+                         "claiming due feeds as %s (leases of %.0f s)", claims.owner,
+                         claims.options.lease_seconds)
             await _start_web(monitor, scheduler, stack)
             log.info("scheduler started; press Ctrl+C (or send SIGTERM) to stop")
             await stop.wait()
+            if claiming is not None:
+                await claiming
             await _stop_gracefully(monitor, scheduler, tracker)
+            if claims is not None:
+                await claims.close()
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def _claim_loop(monitor: Monitor, feeds: list[Feed], tracker: TaskTracker) -> ClaimLoop:
+    """The feeds' schedule on a shared database: claimed in batches with leases."""
+    s = monitor.settings.schedule
+    return ClaimLoop(
+        monitor.store, feeds, poll=monitor.poll, owner=daemon_owner_id(), tracker=tracker,
+        states=monitor.deps.states, now=utc_now,
+        options=ClaimOptions(
+            lease_seconds=s.feed_lease_seconds, batch=s.max_concurrent_feeds,
+            safety_net_seconds=min(s.default_interval_seconds, s.max_interval_seconds)),
+    )
 
 
 def _metrics_for(settings: Settings) -> Metrics | None:

@@ -12,6 +12,10 @@ to clean up. The file's content (pid, start time) is only there for the message;
 the lock itself is what counts. Parser and classifier workers are started by a
 forkserver (exec, only chosen descriptors passed), so they never inherit it.
 Read-only CLI commands do not take it.
+
+PostgreSQL has no such lock: there several daemons are the point, and they share
+the work through leases in the database (``monitor.claims``), which also let a
+killed daemon's feeds pass to the others.
 """
 
 from __future__ import annotations

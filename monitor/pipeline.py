@@ -45,6 +45,9 @@ ParseFn = Callable[..., Awaitable[ParsedFeed]]
 ClassifyFn = Callable[[list[Article]], Awaitable[list[Verdict]]]
 StoryFn = Callable[[list[Article], list[Verdict]], list[StoryLink]]
 EnrichFn = Callable[[list[Article]], Awaitable[list[Article]]]
+RecordFn = Callable[[list[Article], list[Verdict], list[StoryLink]], tuple[int, int]]
+SharedStoryFn = Callable[[list[Article], list[Verdict], RecordFn],
+                         Awaitable[tuple[list[StoryLink], list[tuple[int, int]]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,12 @@ class PipelineDeps:
     """The daemon's write-through copy of feed states; None reads the store on every poll."""
     stories: StoryFn | None = None
     """Story assignment (``monitor.stories.stage``); None makes every article its own story."""
+    shared_stories: SharedStoryFn | None = None
+    """Instead of ``stories`` on a database shared by several daemons: records the poll,
+    its story candidates in a turn under the store's story lock
+    (``SharedStories.link_and_record``). The poll's articles are then recorded in two
+    transactions, the others first: a crash between the two is a crash mid-poll (the
+    feed's validators are saved only after both, so its next poll records the rest)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,12 +258,21 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     fresh.sort(key=lambda a: a.published_at)
     verdicts = await deps.classify(fresh)
     progress.matches = sum(v.match for v in verdicts)
-    links = deps.stories(fresh, verdicts) if deps.stories is not None and fresh else None
+    pairs = list(zip(fresh, verdicts, strict=True))
+    links: list[StoryLink] | None
+    if deps.shared_stories is not None and fresh:
+        links, counts = await deps.shared_stories(
+            fresh, verdicts,
+            lambda arts, verds, assigned: _record_batch(
+                deps.store, list(zip(arts, verds, strict=True)), assigned, deps.rules, now))
+        progress.new, progress.alerts = (sum(n for n, _ in counts), sum(a for _, a in counts))
+    else:
+        links = deps.stories(fresh, verdicts) if deps.stories is not None and fresh else None
+        progress.new, progress.alerts = await asyncio.to_thread(
+            _record_batch, deps.store, pairs, links, deps.rules, now
+        )
     progress.new_stories = sum(
         1 for i, v in enumerate(verdicts) if v.match and (links is None or links[i].is_new))
-    progress.new, progress.alerts = await asyncio.to_thread(
-        _record_batch, deps.store, list(zip(fresh, verdicts, strict=True)), links, deps.rules, now
-    )
     # The validators travel in the outcome and are saved (by run_feed, with the
     # rest of the poll's bookkeeping) only now that the items are safely recorded:
     # a crash before that means the next poll fetches (and records) them again.

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from monitor.alerts.base import Deliverer
 from monitor.alerts.health import OUTAGE_PROBE_BASE, OUTAGE_PROBE_CAP, DestinationHealth
-from monitor.alerts.pacing import Pacer
+from monitor.alerts.pacing import Pacer, SharedPace
 
 __all__ = ["ANY_DESTINATION", "Sinks"]
 
@@ -38,14 +38,16 @@ class Sinks:
     def build(cls, deliverers: Mapping[str, Deliverer], *, logger: logging.Logger,
               probe_base: float = OUTAGE_PROBE_BASE, probe_cap: float = OUTAGE_PROBE_CAP,
               rng: random.Random | None = None, pace_per_second: float | None = None,
-              pace_burst: int = 1) -> Sinks:
-        """Pacing applies to destinations that post to a remote service (not the console)."""
+              pace_burst: int = 1, shared_pace: SharedPace | None = None) -> Sinks:
+        """Pacing applies to destinations that post to a remote service (not the console);
+        ``shared_pace`` (the store, on a database several daemons share) keeps each
+        destination's pace across daemons (``monitor.alerts.pacing``)."""
         health = {
             dest: DestinationHealth(
                 deliverer.name if dest == ANY_DESTINATION else dest,
                 logger=logger, probe_base=probe_base, probe_cap=probe_cap, rng=rng,
                 pacer=Pacer(None if deliverer.name == "console" else pace_per_second,
-                            pace_burst))
+                            pace_burst, shared=shared_pace, key=dest))
             for dest, deliverer in deliverers.items()
         }
         return cls(deliverers, health)

@@ -7,8 +7,10 @@ dropping an entry when a write failed (the next poll then re-reads the row).
 
 **Single writer.** The cache is exact only while one daemon writes the feeds
 table. Nothing here notices a row changed by anyone else (the CLI only reads
-it). A backend shared by several daemons must not use this cache, or must
-re-read each feed's row before every poll.
+it). On a backend shared by several daemons (PostgreSQL) a feed's row is written
+by whichever daemon claimed it, so the claim loop (``monitor.claims``) calls
+``forget`` on every claim: that poll reads the stored row, and the cache is exact
+again for as long as this daemon holds the lease.
 
 Writes are group-committed: polls that finish while a write is in progress wait
 for the next one, which saves all of them in one transaction and one thread hop.
@@ -49,6 +51,11 @@ class FeedStates:
     def known(self) -> list[FeedState]:
         """Every state held in memory (read on the event loop, e.g. by a metrics scrape)."""
         return [state for state in self._known.values() if state is not None]
+
+    def forget(self, name: str) -> None:
+        """Drop the cached row: the next ``get`` reads the store (another daemon may have
+        polled the feed since)."""
+        self._known.pop(name, None)
 
     async def load(self) -> None:
         """Read every feed's state in one query (daemon start-up)."""
