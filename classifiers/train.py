@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
@@ -34,8 +33,9 @@ from classifiers.artefact import (
 from classifiers.data import Example, data_fingerprint, load_examples, split_frozen
 from classifiers.errors import ClassifierError, ModelLoadError, TrainingError
 from classifiers.evaluate import EvalReport, ThresholdChoice, evaluate, select_threshold
+from classifiers.event_typer import build_event_pipeline
 from classifiers.events import coarse_event_type
-from classifiers.features import RULE_FEATURES, Annotator, CompactTfidfVectorizer, MentionText
+from classifiers.features import RULE_FEATURES
 from classifiers.keywords import KeywordLexicon, default_keywords_path
 from classifiers.pipeline import CANDIDATES, PIPELINE_REVISION, build_pipeline
 
@@ -187,23 +187,22 @@ def out_of_fold_scores(examples: Sequence[Example], kind: str, *,
 
 def fit_event_model(examples: Sequence[Example], lexicon: dict[str, Any],
                     seed: int = 0) -> Pipeline | None:
-    """A small multinomial model from positives' event types (coarse groups) to a group."""
+    """The event typer's model (``classifiers.event_typer``), fitted on positives' groups.
+
+    Fine labels become coarse groups through ``coarse_event_type``; each item with a
+    description also trains as its headline alone (as in ``training_texts``), because
+    many feeds carry only the headline and the headline says what happened.
+    """
     positives = [e for e in examples
                  if e.label == 1 and e.event_type and e.event_type != "feedback"]
     groups = [coarse_event_type(e.event_type) for e in positives]
     if len(set(groups)) < 2:
         return None
-    # Plain words (names matter here: "Shoigu" suggests arms, "Lavrov" diplomacy) and
-    # balanced classes, or the big arms/military group swallows the small ones.
-    pipe = Pipeline([
-        ("annotate", Annotator(lexicon=lexicon)),
-        ("text", MentionText(view="plain")),
-        ("tfidf", CompactTfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True,
-                                         max_features=20_000, dtype=np.float64)),
-        ("clf", LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000,
-                                   random_state=seed)),
-    ])
-    pipe.fit(_texts(positives), groups)
+    texts = [e.text for e in positives]
+    texts += [e.title for e in positives if e.summary]
+    groups += [g for e, g in zip(positives, groups, strict=True) if e.summary]
+    pipe = build_event_pipeline(lexicon, seed)
+    pipe.fit(texts, groups)
     return pipe
 
 
