@@ -17,14 +17,14 @@ import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import VotingClassifier
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from classifiers.artefact import default_model_path, load_artefact
 from classifiers.errors import ClassifierError, ModelLoadError
-from classifiers.events import EVENT_GROUPS
-from classifiers.features import DISPLAY_TOKENS, HashedCharNgrams, RuleFeatures
+from classifiers.event_typer import type_events
+from classifiers.explain import FeatureLabel, feature_label, render, why_clause
+from classifiers.features import HashedCharNgrams, RuleFeatures
 from classifiers.keywords import Mentions
 
 _MAX_TERMS = 3
@@ -40,6 +40,8 @@ class Scored:
     reason: str
     event_type: str | None
     keywords: tuple[str, ...]
+    why: str | None = None
+    """For matches: the clause of the text that links the two countries (``explain.why_clause``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,9 @@ class Explanation:
     """Why an item scored as it did: the aliases found and the strongest model features.
 
     ``top`` holds (feature, contribution) pairs in the linear model's logit units
-    (positive pushes towards a match); rule features are prefixed "rule:".
+    (positive pushes towards a match); rule features are prefixed "rule:"; only content
+    words and aliases are shown (``classifiers.explain``). ``why`` quotes the clause that
+    names both countries, when one does.
     """
 
     text: str
@@ -62,29 +66,11 @@ class Explanation:
     top: tuple[tuple[str, float], ...]
     event_type: str | None
     reason: str
+    why: str | None = None
 
 
-_CONTEXT_PREFIX = {"d_": "DPRK~", "r_": "Russia~", "b_": "between:"}
-#: Words too common to be shown as evidence (they still count in the model).
-_DULL = frozenset(ENGLISH_STOP_WORDS | {"says", "said", "say", "zznum", "zzdprk", "zzrussia",
-                                       "zzother", "report", "reports", "new"})
 #: Blocks whose features read as evidence in a one-line Slack reason.
 _REASON_BLOCKS = frozenset({"word", "context"})
-
-
-def _display_feature(block: str, name: str) -> str | None:
-    """How a model feature is shown to an analyst; None for unreadable ones (char hashes)."""
-    if block == "rules":
-        return f"rule:{name}"
-    words = name[2:] if block == "context" else name
-    if block in ("context", "word") and all(w in _DULL for w in words.split(" ")):
-        return None
-    if block == "context":
-        label = _CONTEXT_PREFIX.get(name[:2], "") + name[2:]
-        return " ".join(DISPLAY_TOKENS.get(t, t) for t in label.split(" "))
-    if block == "word":
-        return " ".join(DISPLAY_TOKENS.get(token, token) for token in name.split(" "))
-    return None
 
 
 def _short(values: Sequence[str]) -> str:
@@ -199,7 +185,8 @@ class Model:
             top = self._top(X[i], float(p), m) if match else ()
             results.append(Scored(score=float(p), match=match,
                                   reason=self._reason(m, float(p), match, top, cut),
-                                  event_type=event_of.get(i), keywords=_keywords(m)))
+                                  event_type=event_of.get(i), keywords=_keywords(m),
+                                  why=why_clause(m) if match else None))
         return results
 
     def explain(self, text: str, *, threshold: float | None = None) -> Explanation:
@@ -217,17 +204,28 @@ class Model:
             dprk=Mentions.surfaces(m.dprk), russia=Mentions.surfaces(m.russia),
             cooperation=Mentions.surfaces(m.cooperation), places=Mentions.surfaces(m.places),
             other_states=Mentions.surfaces(m.other_states), top=top, event_type=event,
-            reason=self._reason(m, p, match, evidence, cut),
+            reason=self._reason(m, p, match, evidence, cut), why=why_clause(m),
         )
+
+    def event_types(self, texts: Sequence[str]) -> list[str]:
+        """The event group of each text as if it were a match (for evaluation and stories).
+
+        ``score`` types only matches; an evaluation set of known positives must be
+        typed whatever its score.
+        """
+        if isinstance(texts, str):
+            raise ClassifierError("event_types takes a sequence of texts, not one string")
+        try:
+            return self._event_types(self.annotate(texts))
+        except ClassifierError:
+            raise
+        except Exception as exc:
+            raise ClassifierError(f"event typing failed: {exc}") from exc
 
     # -- helpers ----------------------------------------------------------------------------
     def _event_types(self, mentions: Sequence[Mentions]) -> list[str]:
-        if not mentions:
-            return []
-        if self.event_model is None:
-            return ["other"] * len(mentions)
-        predicted = self.event_model[1:].predict(list(mentions))
-        return [str(e) if str(e) in EVENT_GROUPS else "other" for e in predicted]
+        """The event model and the cue lexicon combined (``classifiers.event_typer``)."""
+        return type_events(self.event_model, mentions)
 
     def _reason(self, m: Mentions, p: float, match: bool,
                 top: Sequence[tuple[str, float]], threshold: float) -> str:
@@ -286,23 +284,24 @@ class Model:
             linear = None
         return blocks, (np.asarray(linear, dtype=float) if linear is not None else None)
 
-    def _readable_labels(self) -> list[tuple[str, str | None]]:
-        """(block, display label or None) for every column, computed once per model."""
-        labels: list[tuple[str, str | None]] = []
+    def _readable_labels(self) -> list[FeatureLabel | None]:
+        """The label of every column (None: not shown), computed once per model."""
+        labels: list[FeatureLabel | None] = []
         for block, start, names in self._blocks:
-            labels.extend([("", None)] * (start - len(labels)))
+            labels.extend([None] * (start - len(labels)))
             if names is not None:
-                labels.extend((block, _display_feature(block, str(n))) for n in names)
+                labels.extend(feature_label(block, str(n)) for n in names)
         return labels
 
-    def _feature_label(self, column: int,
+    def _feature_label(self, column: int, m: Mentions,
                        blocks: frozenset[str] | None = None) -> str | None:
+        """A column as shown for this item (its own names for the actors), or None."""
         if column >= len(self._labels):
             return None
-        block, label = self._labels[column]
-        if label is None or (blocks is not None and block not in blocks):
+        label = self._labels[column]
+        if label is None or (blocks is not None and label.block not in blocks):
             return None
-        return label
+        return render(label, m)
 
     def _top(self, row: Any, p: float, m: Mentions, *, k: int = _TOP,
              positive_only: bool = True,
@@ -329,13 +328,15 @@ class Model:
         order = np.argsort(-contributions if positive_only else -np.abs(contributions),
                            kind="stable")
         out: list[tuple[str, float]] = []
+        shown: set[str] = set()  # two columns may read the same ("포탄을", "포탄")
         for j in order:
             c = float(contributions[j])
             if positive_only and c <= 0:
                 break
-            label = self._feature_label(int(index[j]), blocks)
-            if label is None or abs(c) < 0.005:
+            label = self._feature_label(int(index[j]), m, blocks)
+            if label is None or abs(c) < 0.005 or label in shown:
                 continue
+            shown.add(label)
             out.append((label, round(c, 3)))
             if len(out) == k:
                 break

@@ -102,6 +102,8 @@ class ArticleClassifier:
                     model_version=self.version,
                     event_type=result.event_type if match else None,
                     keywords=tuple(result.keywords),
+                    # another kind of Scorer may not quote a clause
+                    why=getattr(result, "why", None) if match else None,
                 )
             )
         return verdicts

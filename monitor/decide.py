@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from monitor.language import script_language
 from monitor.models import Alert, Article, Verdict
 
 
@@ -115,4 +116,6 @@ def build_alert(article: Article, verdict: Verdict, rules: AlertRules, *,
         reason=verdict.reason,
         snippet=snippet(article.summary, rules.snippet_chars),
         event_type=verdict.event_type,
+        why=verdict.why,
+        lang=script_language(article.text),
     )

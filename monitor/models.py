@@ -147,6 +147,8 @@ class Verdict:
     model_version: str
     event_type: str | None = None
     keywords: tuple[str, ...] = ()
+    why: str | None = None
+    """For a match: the clause of the text that links the two countries, if one does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,11 @@ class Alert:
     which happens only once the parent is sent)."""
     folded: tuple[Alert, ...] = ()
     """Further replies of the same story sent in this one message (one drain's worth)."""
+    why: str | None = None
+    """The quoted clause that links the two countries (``Verdict.why``)."""
+    lang: str | None = None
+    """The item's language ("en", "ko", "ru", ...; ``monitor.language``); None for alerts
+    queued before languages were recorded (the formatter then detects it from the text)."""
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -222,6 +229,36 @@ class StoryFacts:
     marks: tuple[FeedbackMark, ...] = ()
     """Analysts' button presses the parent shows (latest label, active mutes): an edit
     rewrites the whole message, so a growing story must not wipe "marked relevant by"."""
+    evidence: StoryEvidence | None = None
+    """The story's score, event type and strongest quote, from all its members
+    (``monitor.story_evidence``); None when the store has no verdicts for them."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEvidence:
+    """One member of a story as the story's score sees it."""
+
+    score: float
+    match: bool
+    event_type: str | None
+    source: str
+    why: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryEvidence:
+    """What a story's parent shows as its evidence (see ``monitor.story_evidence``)."""
+
+    score: float
+    """The strongest member's score plus a bounded bonus per further independent outlet."""
+    best_score: float
+    """The strongest member's own score."""
+    event_type: str | None
+    outlets: int
+    """Distinct outlets among the matching members."""
+    why: str | None = None
+    why_source: str | None = None
+    """The outlet whose report ``why`` quotes."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -17,11 +18,13 @@ import pytest
 
 from monitor.alerts.format import (
     build_slack_message,
+    build_slack_reply,
     format_console,
+    format_console_reply,
     safe_link_url,
     slack_escape,
 )
-from monitor.models import Alert
+from monitor.models import Alert, StoryEvidence, StoryFacts
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 ENTITY = re.compile(r"&(?!amp;|lt;|gt;)")  # an & that does not start one of Slack's entities
@@ -180,12 +183,12 @@ def test_block_structure_and_fields() -> None:
     )
     fields = [f["text"] for f in msg.blocks[2]["fields"]]
     assert fields == [
-        "*Outlet*\nExample Wire",
+        "*Outlet*\nExample Wire · EN",
         "*Published*\n2025-06-01 12:00 UTC",
         "*Score*\n0.91",
         "*Event type*\narms/military",
     ]
-    assert msg.blocks[3]["text"]["text"].startswith("*Why:* cooperation terms")
+    assert msg.blocks[3]["text"]["text"].startswith("*Evidence:* cooperation terms")
     assert msg.blocks[4]["text"]["text"].startswith("> Officials said")
     assert "al-001" in msg.blocks[5]["elements"][0]["text"]
     for obj in text_objects(msg.blocks[1:]):
@@ -254,7 +257,100 @@ def test_console_format_is_readable() -> None:
     lines = text.splitlines()
     assert lines[0] == "=== DPRK–Russia alert · score 0.91 · arms/military"
     assert "  Title:     North Korean shells reach Russian front, officials say" in lines
-    assert "  Outlet:    Example Wire" in lines
+    assert "  Outlet:    Example Wire · EN" in lines
+    assert "  Evidence:  cooperation terms: ammunition, delivery; both countries named" in lines
     assert "  Published: 2025-06-01 12:00 UTC" in lines
     assert "  Link:      https://news.example/world/2025/06/01/shells?ref=rss&lang=en" in lines
     assert any(line.startswith("  Alert:     al-001") for line in lines)
+
+
+# --- language and the quoted "why" clause (issue 12) ------------------------------------
+KO_TITLE = "북한, 러시아에 포탄 수백만 발 제공"
+RU_TITLE = "КНДР и Россия подписали договор о партнёрстве"
+
+
+@pytest.mark.parametrize(
+    ("changes", "tag"),
+    [
+        ({}, "EN"),
+        ({"title": KO_TITLE, "snippet": "국정원은 ICBM 관련 기술 이전 가능성도 제기했다."}, "KO"),
+        ({"title": RU_TITLE, "snippet": "Договор ратифицирован Госдумой (TASS)."}, "RU"),
+        ({"title": KO_TITLE, "lang": "ru"}, "RU"),  # a recorded language wins over the script
+    ],
+)
+def test_every_alert_shows_its_language_next_to_the_outlet(changes: dict[str, Any],
+                                                           tag: str) -> None:
+    alert = make_alert(**changes)
+    msg = build_slack_message(alert)
+    assert msg.blocks[2]["fields"][0]["text"] == f"*Outlet*\nExample Wire · {tag}"
+    assert msg.text.endswith(f"Example Wire · {tag}")
+    assert f"  Outlet:    Example Wire · {tag}" in format_console(alert).splitlines()
+    reply = replace(alert, kind="reply")
+    assert f"*Example Wire · {tag}*:" in build_slack_reply(reply).blocks[0]["text"]["text"]
+    assert f"also reported by Example Wire · {tag}:" in format_console_reply(reply)
+
+
+def test_an_item_without_letters_gets_no_language_tag() -> None:
+    msg = build_slack_message(make_alert(title="2025 — 12:00", snippet="", source="Wire"))
+    assert msg.blocks[2]["fields"][0]["text"] == "*Outlet*\nWire"
+
+
+WHY = ("Containers of North Korean artillery shells crossed into Russia by rail from Rajin, "
+       "satellite images show.")
+
+
+def test_the_why_clause_is_quoted_above_the_evidence() -> None:
+    msg = build_slack_message(make_alert(why=WHY))
+    kinds = [b["type"] for b in msg.blocks]
+    assert kinds == ["header", "section", "section", "section", "section", "section", "context"]
+    assert msg.blocks[3]["text"]["text"] == f"*Why:* “{WHY}”"
+    assert msg.blocks[4]["text"]["text"].startswith("*Evidence:* cooperation terms")
+    assert f"  Why:       “{WHY}”" in format_console(make_alert(why=WHY)).splitlines()
+
+
+def test_a_why_clause_that_only_repeats_the_headline_is_left_out() -> None:
+    alert = make_alert(why="North Korean shells reach Russian front, officials say.")
+    assert not any(t.startswith("*Why:*") for t in all_texts(alert))
+    assert "  Why:" not in format_console(alert)
+
+
+def test_hostile_why_clause_is_escaped_and_cut_on_a_word_boundary() -> None:
+    hostile = ("<!channel> North Korea sends <https://evil.example|troops> & shells to Russia "
+               + "again and again " * 30 + "\x1b[31m")
+    msg = build_slack_message(make_alert(why=hostile))
+    [why] = [t for t in all_texts(make_alert(why=hostile)) if t.startswith("*Why:*")]
+    assert "<!channel>" not in why and "&lt;!channel&gt;" in why
+    assert "<https://evil" not in why and "\x1b" not in why
+    assert not ENTITY.search(why)
+    quoted = why.removeprefix("*Why:* “").removesuffix("”")
+    plain = quoted.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert len(plain) <= 200 and plain.endswith("…")
+    assert plain[:-1] == plain[:-1].rstrip() and hostile.startswith(plain[:-1])
+    assert hostile[len(plain) - 1] == " ", "cut between words"
+    assert msg.metadata["event_payload"] == {"alert_id": "al-001", "article_id": "art-001"}
+
+
+def story(members: int, evidence: StoryEvidence | None) -> StoryFacts:
+    return StoryFacts(story_id="s-1", source_count=members, member_count=members,
+                      first_seen_at=T0, last_seen_at=T0 + timedelta(hours=1),
+                      sources=("Example Wire", "Herald"), evidence=evidence)
+
+
+def test_a_grown_story_parent_shows_the_story_score_type_and_strongest_quote() -> None:
+    parent = make_alert(score=0.71, event_type="diplomacy/summit",
+                        why="Kim may visit Russia soon, Seoul says.")
+    evidence = StoryEvidence(score=0.985, best_score=0.98, event_type="arms/military",
+                             outlets=2, why=WHY, why_source="Herald")
+    msg = build_slack_message(parent, story(2, evidence))
+    assert msg.blocks[0]["text"]["text"] == "DPRK–Russia alert: arms/military"
+    fields = [f["text"] for f in msg.blocks[2]["fields"]]
+    assert fields[2] == "*Story score*\n0.98 (this report 0.71)"
+    assert fields[3] == "*Event type*\narms/military"
+    assert msg.blocks[3]["text"]["text"] == f"*Why:* “{WHY}” (Herald, strongest report)"
+    assert msg.text.startswith("DPRK–Russia alert (0.98):")
+    # A single report, or a story without stored verdicts, shows the report's own.
+    for facts in (story(1, evidence), story(2, None)):
+        single = build_slack_message(parent, facts)
+        assert single.blocks[2]["fields"][2]["text"] == "*Score*\n0.71"
+        assert single.blocks[3]["text"]["text"] == ("*Why:* “Kim may visit Russia soon, "
+                                                    "Seoul says.”")

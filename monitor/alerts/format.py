@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.models import Alert, FeedbackMark, StoryFacts
+from monitor.language import language_tag, script_language
+from monitor.models import Alert, FeedbackMark, StoryEvidence, StoryFacts
 
 __all__ = [
     "ACTION_IDS",
@@ -31,7 +32,9 @@ __all__ = [
     "clean_text",
     "format_console",
     "format_console_reply",
+    "language_label",
     "safe_link_url",
+    "shorten_words",
     "slack_escape",
     "with_feedback",
 ]
@@ -45,6 +48,7 @@ SECTION_TEXT_MAX = 3000
 FIELD_TEXT_MAX = 2000
 FALLBACK_TEXT_MAX = 3000  # Slack truncates at 40,000; notifications show far less
 SNIPPET_MAX = 300
+WHY_MAX = 200  # the quoted clause: one or two lines
 TITLE_MAX = 250
 URL_MAX = 2000  # beyond this a link is almost certainly junk; show the title without it
 
@@ -93,6 +97,48 @@ def shorten(text: str, limit: int) -> str:
     if limit <= 1:
         return "…"[:limit]
     return text[: limit - 1].rstrip() + "…"
+
+
+def shorten_words(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters on a word boundary, with an ellipsis.
+
+    For quotes, where a word cut in half reads as a typo; text without spaces nearby
+    (Chinese, Japanese) is cut where it must be.
+    """
+    if len(text) <= limit:
+        return text
+    if limit <= 1:
+        return "…"[:limit]
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-–—") + "…"
+
+
+def language_label(alert: Alert) -> str:
+    """The item's language tag ("KO"): recorded with the alert, else read from its script."""
+    return language_tag(alert.lang or script_language(f"{alert.title} {alert.snippet}"))
+
+
+def _outlet(alert: Alert) -> str:
+    """The outlet with the language tag next to it, as plain (unescaped) text."""
+    source = clean_text(alert.source) or "unknown outlet"
+    tag = language_label(alert)
+    return f"{source} · {tag}" if tag else source
+
+
+def _quote(why: str | None) -> str:
+    """A why clause as plain text in quotation marks ("" when there is none)."""
+    text = shorten_words(clean_text(why), WHY_MAX)
+    return f"“{text}”" if text else ""
+
+
+def _same_text(a: str | None, b: str | None) -> bool:
+    """Whether two texts say the same (the quoted clause is the headline on screen)."""
+    def norm(value: str | None) -> str:
+        return clean_text(value).rstrip(" .!?…").casefold()
+    return bool(norm(a)) and norm(a) == norm(b)
 
 
 def safe_link_url(url: str | None) -> str | None:
@@ -153,8 +199,42 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _event_label(alert: Alert) -> str:
+def _event_label(alert: Alert, evidence: StoryEvidence | None = None) -> str:
+    if evidence is not None and evidence.event_type:
+        return clean_text(evidence.event_type)
     return clean_text(alert.event_type) or "unspecified"
+
+
+def _story_evidence(story: StoryFacts | None) -> StoryEvidence | None:
+    """The story's evidence when the parent speaks for several reports, else None."""
+    if story is None or story.member_count <= 1:
+        return None
+    return story.evidence
+
+
+def _why_line(alert: Alert, evidence: StoryEvidence | None) -> str:
+    """The quoted clause as plain text: the story's strongest (with its outlet when
+    another report's), else this report's unless it only repeats the headline."""
+    if evidence is not None and evidence.why:
+        quote = _quote(evidence.why)
+        if evidence.why_source and (evidence.why_source != alert.source
+                                    or not _same_text(evidence.why, alert.why)):
+            return f"{quote} ({clean_text(evidence.why_source)}, strongest report)"
+        if not _same_text(evidence.why, alert.title):
+            return quote
+    if _same_text(alert.why, alert.title):
+        return ""
+    return _quote(alert.why)
+
+
+def _score_text(alert: Alert, evidence: StoryEvidence | None) -> tuple[str, str]:
+    """(label, value) of the score field: the story's score once the story has grown."""
+    if evidence is None:
+        return "Score", f"{alert.score:.2f}"
+    value = f"{evidence.score:.2f}"
+    if f"{alert.score:.2f}" != value:
+        value += f" (this report {alert.score:.2f})"
+    return "Story score", value
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -284,8 +364,11 @@ def build_slack_message(alert: Alert, story: StoryFacts | None = None, *,
     ``buttons`` adds the analysts' actions (label, mute), for a destination whose
     presses are handled; the story's marks (who labelled or muted it) are kept.
     """
-    event = _event_label(alert)
-    source = clean_text(alert.source) or "unknown outlet"
+    evidence = _story_evidence(story)
+    event = _event_label(alert, evidence)
+    source = _outlet(alert)
+    score_label, score_value = _score_text(alert, evidence)
+    why = _why_line(alert, evidence)
     reason = clean_text(alert.reason)
     snippet = shorten(clean_text(alert.snippet), SNIPPET_MAX)
     title = clean_text(alert.title) or "(untitled)"
@@ -300,13 +383,16 @@ def build_slack_message(alert: Alert, story: StoryFacts | None = None, *,
             "fields": [
                 _mrkdwn("*Outlet*\n" + _fit(source, FIELD_TEXT_MAX - 12)),
                 _mrkdwn("*Published*\n" + format_time(alert.published_at)),
-                _mrkdwn(f"*Score*\n{alert.score:.2f}"),
+                _mrkdwn(f"*{score_label}*\n{score_value}"),
                 _mrkdwn("*Event type*\n" + _fit(event, FIELD_TEXT_MAX - 16)),
             ],
         },
     ]
+    if why:
+        blocks.append({"type": "section", "text": _mrkdwn("*Why:* " + _fit(why, 2900))})
     if reason:
-        blocks.append({"type": "section", "text": _mrkdwn("*Why:* " + _fit(reason, 2900))})
+        blocks.append({"type": "section",
+                       "text": _mrkdwn("*Evidence:* " + _fit(reason, 2900))})
     if snippet:
         blocks.append({"type": "section", "text": _mrkdwn("> " + _fit(snippet, 2900))})
     if story is not None and story.member_count > 1:
@@ -333,8 +419,8 @@ def build_slack_message(alert: Alert, story: StoryFacts | None = None, *,
         blocks.append(marks)
     if buttons:
         blocks.append(actions_block(alert))
-    fallback = _fit(f"DPRK–Russia alert ({alert.score:.2f}): {title} — {source}",
-                    FALLBACK_TEXT_MAX)
+    score = evidence.score if evidence is not None else alert.score
+    fallback = _fit(f"DPRK–Russia alert ({score:.2f}): {title} — {source}", FALLBACK_TEXT_MAX)
     metadata = {
         "event_type": METADATA_EVENT_TYPE,
         "event_payload": {"alert_id": alert.id, "article_id": alert.article_id},
@@ -347,8 +433,7 @@ MAX_FOLDED_LINES = 20
 
 
 def _reported_line(alert: Alert) -> str:
-    source = clean_text(alert.source) or "unknown outlet"
-    return f"*{_fit(source, 200)}*: {_headline(alert)} ({format_time(alert.published_at)})"
+    return f"*{_fit(_outlet(alert), 200)}*: {_headline(alert)} ({format_time(alert.published_at)})"
 
 
 def build_slack_reply(alert: Alert) -> SlackMessage:
@@ -374,9 +459,8 @@ def build_slack_reply(alert: Alert) -> SlackMessage:
             body += f"\n…and {len(reports) - shown} more report(s)"
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(body)}]
     shown_sources = reports[:MAX_FOLDED_LINES]
-    fallback = _fit(
-        "Also reported by " + ", ".join(clean_text(a.source) or "unknown outlet"
-                                         for a in shown_sources), FALLBACK_TEXT_MAX)
+    fallback = _fit("Also reported by " + ", ".join(_outlet(a) for a in shown_sources),
+                    FALLBACK_TEXT_MAX)
     metadata = {
         "event_type": METADATA_EVENT_TYPE,
         "event_payload": {"alert_id": alert.id, "article_id": alert.article_id,
@@ -392,7 +476,7 @@ def format_console_reply(alert: Alert) -> str:
         url = safe_link_url(report.url)
         link = url.replace("&amp;", "&") if url else "(link omitted)"
         lines.append(
-            f"  ↳ also reported by {clean_text(report.source) or 'unknown outlet'}: "
+            f"  ↳ also reported by {_outlet(report)}: "
             f"{shorten(clean_text(report.title), TITLE_MAX) or '(untitled)'} — {link}"
         )
     return "\n".join(lines)
@@ -405,13 +489,16 @@ def format_console(alert: Alert) -> str:
     lines = [
         f"=== DPRK–Russia alert · score {alert.score:.2f} · {_event_label(alert)}",
         f"  Title:     {shorten(clean_text(alert.title), TITLE_MAX) or '(untitled)'}",
-        f"  Outlet:    {clean_text(alert.source) or 'unknown outlet'}",
+        f"  Outlet:    {_outlet(alert)}",
         f"  Published: {format_time(alert.published_at)}",
         f"  Link:      {link}",
     ]
+    why = _why_line(alert, None)
+    if why:
+        lines.append(f"  Why:       {why}")
     reason = clean_text(alert.reason)
     if reason:
-        lines.append(f"  Why:       {reason}")
+        lines.append(f"  Evidence:  {reason}")
     snippet = shorten(clean_text(alert.snippet), SNIPPET_MAX)
     if snippet:
         lines.append(f"  Snippet:   {snippet}")

@@ -2,7 +2,8 @@
 
 Kept apart from the drainer's send/retry rules: these are about what a story
 looks like in the channel (one parent, one reply per drain, a parent that shows
-how many outlets reported it), not about delivering each message once.
+how many outlets reported it and the story's strongest evidence, see
+``monitor.story_evidence``), not about delivering each message once.
 """
 
 from __future__ import annotations
@@ -72,5 +73,5 @@ async def refresh_parents(store: Store, route: Callable[[str], Deliverer | None]
                                 parent.destination, facts.member_count)
         edited += 1
     if edited:
-        logger.info("updated %d story parent(s) with their latest outlets", edited)
+        logger.info("updated %d story parent(s) with their latest outlets and evidence", edited)
     return edited
