@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,30 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 FROZEN_TEST_CUTOFF = 52
 
 _REQUIRED = ("id", "title", "label")
+
+#: Languages an example may be in (the feeds we read and the data we write).
+LANGUAGES = ("en", "ko", "ru")
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def detect_lang(text: str) -> str:
+    """"ko", "ru" or "en" by the script most of the text's letters are written in.
+
+    Script, not a language model: our three languages use three scripts, and a
+    Korean or Russian report quoting "KN-23" or "Kim Jong Un" must stay Korean or
+    Russian. A Hangul syllable carries about as much as two Latin or Cyrillic
+    letters, so it counts twice; ties (and texts without letters) are English.
+    """
+    hangul = 2 * len(_HANGUL.findall(text))
+    cyrillic = len(_CYRILLIC.findall(text))
+    latin = len(_LATIN.findall(text))
+    if hangul > max(cyrillic, latin):
+        return "ko"
+    if cyrillic > max(hangul, latin):
+        return "ru"
+    return "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +64,18 @@ class Example:
     weight: float = 1.0
     """How many written examples this one counts as in the fit (an analyst's label
     counts more: it is a real item the model got wrong or right in production)."""
+    shape: str = ""
+    """The kind of story an item stands for (e.g. "visitor_name_only"), so quality can be
+    reported and held out per shape; "" for the older, untagged files."""
+    lang: str = ""
+    """"en", "ko" or "ru"; left empty it is detected from the text's script."""
+
+    def __post_init__(self) -> None:
+        if not self.lang:
+            object.__setattr__(self, "lang", detect_lang(f"{self.title} {self.summary}"))
+        elif self.lang not in LANGUAGES:
+            raise DataError(f"example {self.id!r}: lang must be one of {', '.join(LANGUAGES)}, "
+                            f"got {self.lang!r}")
 
     @property
     def text(self) -> str:
@@ -67,6 +104,9 @@ def _parse_line(raw: str, where: str) -> Example:
     title = item["title"]
     if not isinstance(title, str) or not title.strip():
         raise DataError(f"{where}: 'title' must be a non-empty string")
+    lang = str(item.get("lang") or "")
+    if lang and lang not in LANGUAGES:
+        raise DataError(f"{where}: 'lang' must be one of {', '.join(LANGUAGES)}, got {lang!r}")
     return Example(
         id=str(item["id"]),
         title=title.strip(),
@@ -75,6 +115,8 @@ def _parse_line(raw: str, where: str) -> Example:
         event_type=str(item.get("event_type") or ""),
         style=str(item.get("style") or ""),
         date=str(item.get("date") or ""),
+        shape=str(item.get("shape") or ""),
+        lang=lang,
     )
 
 

@@ -69,10 +69,16 @@ def test_score_reason_for_non_matches_is_cheap_and_informative(model: classifier
 
 
 def test_model_beats_keyword_rule_on_hard_negatives() -> None:
-    """On the frozen split: positives plus the hard negatives (lists, passing mentions...)."""
+    """On the frozen split: positives plus the hard negatives (lists, passing mentions...).
+
+    Shape-tagged negatives (embassy as source, captured weapons, polls...) are hard
+    negatives too; without them the growing set of positives alone lifts the rule's
+    precision.
+    """
     model = classifiers.load()
     _, frozen = split_frozen(load_examples())
-    chosen = [e for e in frozen if e.label == 1 or e.id.startswith("neghard")]
+    chosen = [e for e in frozen
+              if e.label == 1 or e.id.startswith("neghard") or (e.label == 0 and e.shape)]
     texts, labels = [e.text for e in chosen], [e.label for e in chosen]
     assert sum(labels) > 50 and len(labels) - sum(labels) > 50
     ours = evaluate(model.predict_proba(texts), labels, model.threshold)
