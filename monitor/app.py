@@ -429,7 +429,7 @@ async def _build(settings: Settings, stack: AsyncExitStack,
     log.info(
         "monitor ready: %d feeds, model %s (threshold %.2f), store %s, alerts to %s",
         len(settings.feeds), classifier.version, classifier.threshold,
-        settings.storage.database_url, ", ".join(sinks.destinations),
+        store_backend.safe_url(settings.storage.database_url), ", ".join(sinks.destinations),
     )
     return Monitor(
         settings, store, sinks, deps,

@@ -449,6 +449,9 @@ def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
                 }
                 if match and result.event_type:
                     record["event_type"] = result.event_type
+                why = getattr(result, "why", None)
+                if match and why:
+                    record["why"] = why
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if stream is not sys.stdin:
