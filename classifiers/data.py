@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +120,21 @@ def _parse_line(raw: str, where: str) -> Example:
     )
 
 
+def jsonl_lines(path: Path | str, what: str) -> Iterator[tuple[str, str]]:
+    """``(where, line)`` for every non-blank line of a JSON Lines file.
+
+    ``where`` is "path:line-number", so every loader's errors point at the line to fix;
+    ``what`` names the file in the error raised when it cannot be read.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {path}: {exc}") from exc
+    for number, raw in enumerate(lines, start=1):
+        if raw.strip():
+            yield f"{path}:{number}", raw
+
+
 def load_examples(paths: Iterable[Path | str] | None = None) -> list[Example]:
     """Read JSON Lines files; ``None`` means every shipped file.
 
@@ -130,14 +145,7 @@ def load_examples(paths: Iterable[Path | str] | None = None) -> list[Example]:
     examples: list[Example] = []
     seen: dict[str, str] = {}
     for path in files:
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise DataError(f"cannot read training data {path}: {exc}") from exc
-        for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            where = f"{path}:{number}"
+        for where, raw in jsonl_lines(path, "training data"):
             example = _parse_line(raw, where)
             if example.id in seen:
                 raise DataError(

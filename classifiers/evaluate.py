@@ -19,15 +19,15 @@ from sklearn.metrics import average_precision_score
 from classifiers.errors import ClassifierError
 
 
-@dataclass(frozen=True, slots=True)
-class EvalReport:
-    """Quality at one threshold plus the threshold-free PR-AUC (average precision)."""
+class ConfusionCounts:
+    """The counts every quality figure is built from, and their two sums.
 
-    precision: float
-    recall: float
-    f1: float
-    pr_auc: float
-    threshold: float
+    A mixin rather than a dataclass base so that each report keeps its own field
+    order (``EvalReport`` is built positionally, precision first); subclasses are
+    dataclasses that declare ``tp``, ``fp``, ``fn`` and ``tn``.
+    """
+
+    __slots__ = ()
     tp: int
     fp: int
     fn: int
@@ -40,6 +40,29 @@ class EvalReport:
     @property
     def n_positive(self) -> int:
         return self.tp + self.fn
+
+
+def confusion_at(scores: np.ndarray, labels: np.ndarray,
+                 threshold: float) -> tuple[int, int, int, int]:
+    """``(tp, fp, fn, tn)`` at ``threshold``: score >= threshold is a match, everywhere."""
+    pred = scores >= threshold
+    return (int(np.sum(pred & (labels == 1))), int(np.sum(pred & (labels == 0))),
+            int(np.sum(~pred & (labels == 1))), int(np.sum(~pred & (labels == 0))))
+
+
+@dataclass(frozen=True, slots=True)
+class EvalReport(ConfusionCounts):
+    """Quality at one threshold plus the threshold-free PR-AUC (average precision)."""
+
+    precision: float
+    recall: float
+    f1: float
+    pr_auc: float
+    threshold: float
+    tp: int
+    fp: int
+    fn: int
+    tn: int
 
     @property
     def confusion(self) -> list[list[int]]:
@@ -76,11 +99,7 @@ def evaluate(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.nd
              threshold: float) -> EvalReport:
     """Precision/recall/F1 at ``threshold`` (score >= threshold is a match) and PR-AUC."""
     s, y = _as_arrays(scores, labels)
-    pred = s >= threshold
-    tp = int(np.sum(pred & (y == 1)))
-    fp = int(np.sum(pred & (y == 0)))
-    fn = int(np.sum(~pred & (y == 1)))
-    tn = int(np.sum(~pred & (y == 0)))
+    tp, fp, fn, tn = confusion_at(s, y, threshold)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classifiers.data import jsonl_lines
 from classifiers.errors import ClassifierError, DataError
 from classifiers.event_typer import CUE_WEIGHT, type_events
 from classifiers.events import EVENT_GROUPS
@@ -57,14 +58,7 @@ def load_event_set(path: Path | str = DEFAULT_SET) -> list[EventItem]:
     """Read and validate the set: known groups and languages, unique ids."""
     items: list[EventItem] = []
     seen: set[str] = set()
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError(f"cannot read event-type set {path}: {exc}") from exc
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        where = f"{path}:{number}"
+    for where, raw in jsonl_lines(path, "event-type set"):
         try:
             d = json.loads(raw)
             item = EventItem(id=str(d["id"]), title=str(d["title"]),

@@ -29,6 +29,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from classifiers.features import DPRK_TOKEN, NUMBER_TOKEN, OTHER_TOKEN, RUSSIA_TOKEN
 from classifiers.keywords import Hit, Mentions, sentence_starts
+from classifiers.text import trim_words
 
 __all__ = [
     "STOPWORDS",
@@ -248,19 +249,6 @@ def sentence_spans(text: str, keep: Sequence[Hit] = ()) -> list[tuple[int, int]]
         if end > start:
             spans.append((start, end))
     return spans
-
-
-def trim_words(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters on a word boundary, with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    if limit <= 1:
-        return "…"[:limit]
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space >= limit // 2:  # a word boundary not too far back; else a hard cut (CJK)
-        cut = cut[:space]
-    return cut.rstrip(" ,;:-–—") + "…"
 
 
 def _inside(hit: Hit, span: tuple[int, int]) -> bool:

@@ -26,6 +26,7 @@ import numpy as np
 
 from classifiers.data import Example, load_examples, split_frozen
 from classifiers.errors import ClassifierError
+from classifiers.evaluate import ConfusionCounts, confusion_at
 from classifiers.keywords import KeywordLexicon
 
 #: Shapes with fewer tagged items than this are not held out (one fit per shape costs
@@ -45,7 +46,7 @@ class Predictor(Protocol):
 
 # -- per-group arithmetic ---------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class GroupScore:
+class GroupScore(ConfusionCounts):
     """Confusion counts of one group of items at one threshold, and rates derived from them.
 
     Rates whose denominator is zero are NaN, not 0: a shape of negatives has no
@@ -57,14 +58,6 @@ class GroupScore:
     fp: int
     fn: int
     tn: int
-
-    @property
-    def n(self) -> int:
-        return self.tp + self.fp + self.fn + self.tn
-
-    @property
-    def n_positive(self) -> int:
-        return self.tp + self.fn
 
     @property
     def precision(self) -> float:
@@ -94,9 +87,7 @@ def group_score(group: str, scores: Sequence[float] | np.ndarray,
     y = np.asarray(labels, dtype=int).ravel()
     if s.shape != y.shape:
         raise ClassifierError(f"{len(s)} scores but {len(y)} labels")
-    pred = s >= threshold
-    return GroupScore(group, tp=int(np.sum(pred & (y == 1))), fp=int(np.sum(pred & (y == 0))),
-                      fn=int(np.sum(~pred & (y == 1))), tn=int(np.sum(~pred & (y == 0))))
+    return GroupScore(group, *confusion_at(s, y, threshold))
 
 
 def score_groups(examples: Sequence[Example], scores: Sequence[float] | np.ndarray,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from classifiers.text import trim_words
 from monitor.language import language_tag, script_language
 from monitor.models import Alert, FeedbackMark, StoryEvidence, StoryFacts
 
@@ -102,18 +103,10 @@ def shorten(text: str, limit: int) -> str:
 def shorten_words(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` characters on a word boundary, with an ellipsis.
 
-    For quotes, where a word cut in half reads as a typo; text without spaces nearby
-    (Chinese, Japanese) is cut where it must be.
+    The classifier's own rule (:func:`classifiers.text.trim_words`), so a quote in
+    an alert is cut the same way as the model's ``why`` clause.
     """
-    if len(text) <= limit:
-        return text
-    if limit <= 1:
-        return "…"[:limit]
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space >= limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:-–—") + "…"
+    return trim_words(text, limit)
 
 
 def language_label(alert: Alert) -> str:

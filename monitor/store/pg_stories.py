@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 
 from psycopg import Connection
 
+import monitor.store.shared_stories as shared
 from monitor.models import (
     Alert,
     Article,
-    MemberEvidence,
     Receipt,
     StoryEvidence,
     StoryFacts,
@@ -27,8 +27,8 @@ from monitor.models import (
 )
 from monitor.store.base import StorySummary
 from monitor.store.pg_feedback import feedback_marks
-from monitor.store.rows import alert_from_row, alert_payload, dt, when
-from monitor.story_evidence import story_evidence
+from monitor.store.rows import alert_from_row, alert_payload, dt
+from monitor.store.shared_stories import own_story_id
 
 __all__ = [
     "count_members",
@@ -42,12 +42,9 @@ __all__ = [
     "story_of",
 ]
 
-MAX_SOURCES_SHOWN = 12
-
-
-def own_story_id(article_id: str) -> str:
-    """Same id as SQLite's: derived from the article, so a re-run gives the same id."""
-    return f"s-{article_id}"
+_PARENTS_TO_REFRESH = shared.PARENTS_TO_REFRESH_SQL.format(p="%s")
+_MEMBERS_EVIDENCE = shared.MEMBERS_EVIDENCE_SQL.format(p="%s")
+_RECENT_STORIES = shared.RECENT_STORIES_SQL.format(p="%s")
 
 
 _COUNT_MEMBER = """
@@ -154,18 +151,7 @@ def note_parent_posted(conn: Connection, receipt: Receipt) -> None:
 
 def parents_to_refresh(conn: Connection, *, limit: int) -> list[tuple[Alert, StoryFacts]]:
     """Posted parents whose story has grown since the parent was last edited."""
-    rows = conn.execute(
-        """
-        SELECT p.*, p.channel AS parent_channel, p.message_id AS parent_message_id,
-               s.member_count AS s_members, s.source_count AS s_sources,
-               s.first_seen_at AS s_first, s.last_seen_at AS s_last
-        FROM stories s
-        JOIN alerts p ON p.story_id = s.id AND p.kind = 'parent' AND p.status = 'sent'
-        WHERE s.member_count > s.parent_shows
-        ORDER BY s.last_seen_at LIMIT %s
-        """,
-        (limit,),
-    ).fetchall()
+    rows = conn.execute(_PARENTS_TO_REFRESH, (limit,)).fetchall()
     found: list[tuple[Alert, StoryFacts]] = []
     for row in rows:
         parent = alert_from_row(row, attempts=row["attempts"], needs_lookup=False,
@@ -173,40 +159,19 @@ def parents_to_refresh(conn: Connection, *, limit: int) -> list[tuple[Alert, Sto
         sources = tuple(r["source"] for r in conn.execute(
             "SELECT source FROM articles WHERE story_id = %s GROUP BY source "
             "ORDER BY MIN(first_seen_at), MIN(seq) LIMIT %s",
-            (row["story_id"], MAX_SOURCES_SHOWN)))
+            (row["story_id"], shared.MAX_SOURCES_SHOWN)))
         marks = feedback_marks(conn, parent.article_id, story_id=row["story_id"],
                                outlet=parent.source, now=datetime.now(UTC))
-        facts = StoryFacts(
-            story_id=row["story_id"], source_count=row["s_sources"],
-            member_count=row["s_members"], first_seen_at=when(row["s_first"]),
-            last_seen_at=when(row["s_last"]), sources=sources, marks=marks,
-            evidence=members_evidence(conn, row["story_id"]),
-        )
-        found.append((parent, facts))
+        evidence = members_evidence(conn, row["story_id"])
+        found.append((parent, shared.refresh_facts(row, sources=sources, marks=marks,
+                                                   evidence=evidence)))
     return found
 
 
 def members_evidence(conn: Connection, story_id: str) -> StoryEvidence | None:
     """As ``sqlite_stories.members_evidence``: every member's verdict in arrival order, a
     member's quote from its alert's payload (only alerted members have one)."""
-    rows = conn.execute(
-        """
-        SELECT a.source, v.score, v.match, v.event_type, al.payload
-        FROM articles a
-        JOIN verdicts v ON v.article_id = a.id
-        LEFT JOIN alerts al ON al.article_id = a.id
-        WHERE a.story_id = %s
-        ORDER BY a.first_seen_at, a.id
-        """,
-        (story_id,),
-    ).fetchall()
-    members = [
-        MemberEvidence(score=float(r["score"]), match=bool(r["match"]),
-                       event_type=r["event_type"], source=r["source"],
-                       why=json.loads(r["payload"]).get("why") if r["payload"] else None)
-        for r in rows
-    ]
-    return story_evidence(members)
+    return shared.evidence_from_rows(conn.execute(_MEMBERS_EVIDENCE, (story_id,)).fetchall())
 
 
 def mark_parent_refreshed(conn: Connection, story_id: str, destination: str,
@@ -218,25 +183,5 @@ def mark_parent_refreshed(conn: Connection, story_id: str, destination: str,
 
 
 def recent_stories(conn: Connection, *, since: datetime, limit: int) -> list[StorySummary]:
-    rows = conn.execute(
-        """
-        SELECT s.*, a.title, a.url, a.source,
-               (SELECT status FROM alerts p WHERE p.story_id = s.id AND p.kind = 'parent'
-                LIMIT 1) AS parent_status,
-               (SELECT COUNT(*) FROM alerts r WHERE r.story_id = s.id AND r.kind = 'reply')
-                   AS replies
-        FROM stories s JOIN articles a ON a.id = s.representative_article_id
-        WHERE s.last_seen_at >= %s
-        ORDER BY s.last_seen_at DESC LIMIT %s
-        """,
-        (since, limit),
-    ).fetchall()
-    return [
-        StorySummary(
-            story_id=row["id"], title=row["title"], url=row["url"], source=row["source"],
-            first_seen_at=when(row["first_seen_at"]), last_seen_at=when(row["last_seen_at"]),
-            member_count=row["member_count"], source_count=row["source_count"],
-            parent_status=row["parent_status"], replies=row["replies"],
-        )
-        for row in rows
-    ]
+    rows = conn.execute(_RECENT_STORIES, (since, limit)).fetchall()
+    return [shared.story_summary_from_row(row) for row in rows]

@@ -20,7 +20,13 @@ from datetime import datetime
 from psycopg import Connection
 
 from monitor.store.base import HIT_END, HIT_START, ArticleHit, StoryAlert, StoryBoardEntry
-from monitor.store.rows import dt, when
+from monitor.store.shared_web import (
+    BOARD_ALERTS_SQL,
+    BOARD_STORIES_SQL,
+    article_hit_from_row,
+    board_entry_from_row,
+    story_alert_from_row,
+)
 
 __all__ = ["search_articles", "story_board", "ts_query"]
 
@@ -29,6 +35,9 @@ MAX_TERMS = 12
 
 SNIPPET_WORDS = 28
 _PART = re.compile(r"[^\W_]+")
+
+_BOARD_STORIES = BOARD_STORIES_SQL.format(p="%s")
+_BOARD_ALERTS = BOARD_ALERTS_SQL.format(in_ids="= ANY(%s)")
 
 _HEADLINE = (f"StartSel={HIT_START}, StopSel={HIT_END}, MaxWords={SNIPPET_WORDS}, "
              "MinWords=12, ShortWord=0, MaxFragments=1, FragmentDelimiter=\" … \"")
@@ -96,54 +105,15 @@ def search_articles(conn: Connection, *, query: str, since: datetime | None,
             ORDER BY a.published_at DESC, a.seq DESC
             LIMIT %(limit)s OFFSET %(offset)s"""
     rows = conn.execute(sql, params).fetchall()
-    return [
-        ArticleHit(article_id=row["id"], source=row["source"], title=row["title"],
-                   url=row["url"], published_at=when(row["published_at"]),
-                   score=row["score"], match=bool(row["match"]), event_type=row["event_type"],
-                   snippet=row["snip"] or "")
-        for row in rows
-    ]
+    return [article_hit_from_row(row) for row in rows]
 
 
 def story_board(conn: Connection, *, since: datetime, limit: int) -> list[StoryBoardEntry]:
-    stories = conn.execute(
-        """
-        SELECT s.*, a.title, a.url, a.source FROM stories s
-        JOIN articles a ON a.id = s.representative_article_id
-        WHERE s.last_seen_at >= %s AND EXISTS (SELECT 1 FROM alerts x WHERE x.story_id = s.id)
-        ORDER BY s.last_seen_at DESC LIMIT %s
-        """,
-        (since, limit),
-    ).fetchall()
+    stories = conn.execute(_BOARD_STORIES, (since, limit)).fetchall()
     if not stories:
         return []
     ids = [row["id"] for row in stories]
     alerts: dict[str, list[StoryAlert]] = {story_id: [] for story_id in ids}
-    for row in conn.execute(
-        """
-        SELECT al.id, al.story_id, al.kind, al.destination, al.status, al.delivered_at,
-               al.last_error, a.title, a.url, a.source, a.published_at, v.score, v.reason,
-               v.event_type, l.label, COALESCE(l.user_id, l.source) AS labelled_by
-        FROM alerts al JOIN articles a ON a.id = al.article_id
-        JOIN verdicts v ON v.article_id = al.article_id
-        LEFT JOIN labels l ON l.article_id = al.article_id
-        WHERE al.story_id = ANY(%s)
-        ORDER BY al.kind <> 'parent', a.published_at, al.created_at
-        """,
-        (ids,),
-    ):
-        alerts[row["story_id"]].append(StoryAlert(
-            alert_id=row["id"], kind=row["kind"], destination=row["destination"],
-            status=row["status"], title=row["title"], url=row["url"], source=row["source"],
-            published_at=when(row["published_at"]), score=row["score"],
-            reason=row["reason"], event_type=row["event_type"],
-            delivered_at=dt(row["delivered_at"]), last_error=row["last_error"],
-            label=row["label"], labelled_by=row["labelled_by"]))
-    return [
-        StoryBoardEntry(
-            story_id=row["id"], title=row["title"], url=row["url"], source=row["source"],
-            first_seen_at=when(row["first_seen_at"]), last_seen_at=when(row["last_seen_at"]),
-            member_count=row["member_count"], source_count=row["source_count"],
-            alerts=tuple(alerts[row["id"]]))
-        for row in stories
-    ]
+    for row in conn.execute(_BOARD_ALERTS, (ids,)):
+        alerts[row["story_id"]].append(story_alert_from_row(row))
+    return [board_entry_from_row(row, alerts[row["id"]]) for row in stories]

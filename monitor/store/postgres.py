@@ -71,7 +71,7 @@ from monitor.store.pg_connect import (
     retryable,
 )
 from monitor.store.pg_migrations import MIGRATIONS
-from monitor.store.rows import article_from_row, dt, iso, when
+from monitor.store.rows import article_from_row, dt, iso, save_feed_sql, when
 
 __all__ = ["ARTICLE_COLUMNS", "PostgresStore"]
 
@@ -85,19 +85,7 @@ ARTICLE_COLUMNS = ("id, feed_name, source, url, title, summary, published_at, fi
                    "guid, story_id")
 _ARTICLE = ", ".join(f"a.{c.strip()}" for c in ARTICLE_COLUMNS.split(","))
 
-_FEED_COLUMNS = (
-    "name", "url", "etag", "last_modified", "last_success_at", "last_attempt_at",
-    "last_error", "error_count", "consecutive_errors", "polls", "next_poll_at",
-    "last_new_item_at", "arrivals", "moved_to", "flagged", "disabled", "body_hash",
-    "ttl_seconds",
-)
-_SAVE_FEED_SQL = (
-    f"INSERT INTO feeds ({', '.join(_FEED_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_FEED_COLUMNS))}) "
-    "ON CONFLICT (name) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _FEED_COLUMNS[1:])
-)
-"""Every column but the lease: saving a poll's outcome never touches who holds the feed."""
+_SAVE_FEED_SQL = save_feed_sql("%s")
 
 
 class PostgresStore:

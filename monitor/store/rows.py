@@ -16,7 +16,36 @@ from monitor.models import Alert, Article, ThreadRef
 Row = Mapping[str, Any]
 """An ``sqlite3.Row`` or a psycopg ``dict_row``: both index by column name."""
 
-__all__ = ["alert_from_row", "alert_payload", "article_from_row", "dt", "iso", "when"]
+__all__ = [
+    "FEED_COLUMNS",
+    "alert_from_row",
+    "alert_payload",
+    "article_from_row",
+    "dt",
+    "iso",
+    "save_feed_sql",
+    "when",
+]
+
+FEED_COLUMNS = (
+    "name", "url", "etag", "last_modified", "last_success_at", "last_attempt_at",
+    "last_error", "error_count", "consecutive_errors", "polls", "next_poll_at",
+    "last_new_item_at", "arrivals", "moved_to", "flagged", "disabled", "body_hash",
+    "ttl_seconds",
+)
+"""A feed's row as ``save_feed_states`` writes it, in the order of its value tuples."""
+
+
+def save_feed_sql(placeholder: str) -> str:
+    """The upsert of one feed's row (``placeholder``: ``?`` or ``%s``): every column but
+    the lease, so saving a poll's outcome never touches who holds the feed. SQLite and
+    PostgreSQL share the ``ON CONFLICT … DO UPDATE`` syntax."""
+    return (
+        f"INSERT INTO feeds ({', '.join(FEED_COLUMNS)}) "
+        f"VALUES ({', '.join([placeholder] * len(FEED_COLUMNS))}) "
+        "ON CONFLICT (name) DO UPDATE SET "
+        + ", ".join(f"{c} = EXCLUDED.{c}" for c in FEED_COLUMNS[1:])
+    )
 
 
 def iso(value: datetime | None) -> str | None:

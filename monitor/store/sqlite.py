@@ -496,18 +496,7 @@ class SqliteStore:
     def all_feed_states(self) -> list[FeedState]:
         return [self._feed_state(r) for r in self._query("SELECT * FROM feeds ORDER BY name")]
 
-    _FEED_COLUMNS = (
-        "name", "url", "etag", "last_modified", "last_success_at", "last_attempt_at",
-        "last_error", "error_count", "consecutive_errors", "polls", "next_poll_at",
-        "last_new_item_at", "arrivals", "moved_to", "flagged", "disabled", "body_hash",
-        "ttl_seconds",
-    )
-    _SAVE_FEED_SQL = (
-        f"INSERT INTO feeds ({', '.join(_FEED_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(_FEED_COLUMNS))}) "
-        "ON CONFLICT(name) DO UPDATE SET "
-        + ", ".join(f"{c} = excluded.{c}" for c in _FEED_COLUMNS[1:])
-    )
+    _SAVE_FEED_SQL = rows.save_feed_sql("?")
 
     def save_feed_state(self, state: FeedState) -> None:
         """Write the feed's whole row in one statement (one transaction).

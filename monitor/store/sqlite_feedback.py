@@ -18,7 +18,17 @@ from datetime import datetime
 from monitor.errors import StoreError
 from monitor.models import FeedbackMark
 from monitor.store.base import LabelEvent, Mute
-from monitor.store.rows import dt, iso
+from monitor.store.rows import iso
+from monitor.store.shared_feedback import (
+    MUTE_KINDS,
+    check_label,
+    check_mute,
+    label_event_from_row,
+    mute_from_row,
+)
+from monitor.store.shared_feedback import (
+    feedback_marks as shared_marks,
+)
 
 __all__ = [
     "MUTE_KINDS",
@@ -31,16 +41,11 @@ __all__ = [
     "remove_mute",
 ]
 
-MUTE_KINDS = ("outlet", "story")
-
-_LABEL_ACTIONS = {1: "relevant", 0: "not_relevant"}
-
 
 def add_label(conn: sqlite3.Connection, article_id: str, label: int, *, source: str,
               at: datetime, user_id: str | None) -> None:
     """Append to the history and make it the article's current label (same transaction)."""
-    if label not in (0, 1):
-        raise StoreError(f"label must be 0 or 1, got {label!r}")
+    check_label(label)
     if conn.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone() is None:
         raise StoreError(f"no stored article with id {article_id!r}")
     conn.execute(
@@ -63,34 +68,19 @@ def label_history(conn: sqlite3.Connection, article_id: str) -> list[LabelEvent]
     rows = conn.execute(
         "SELECT * FROM label_events WHERE article_id = ? ORDER BY created_at, id", (article_id,)
     ).fetchall()
-    return [LabelEvent(r["article_id"], r["label"], r["user_id"], r["source"],
-                       datetime.fromisoformat(r["created_at"])) for r in rows]
-
-
-def _mute(row: sqlite3.Row) -> Mute:
-    return Mute(
-        id=row["id"], kind=row["kind"], value=row["value"], created_by=row["created_by"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        expires_at=datetime.fromisoformat(row["expires_at"]),
-        removed_at=dt(row["removed_at"]),
-    )
+    return [label_event_from_row(r) for r in rows]
 
 
 def add_mute(conn: sqlite3.Connection, kind: str, value: str, *, created_by: str,
              at: datetime, expires_at: datetime) -> Mute:
-    if kind not in MUTE_KINDS:
-        raise StoreError(f"mute kind must be one of {', '.join(MUTE_KINDS)}, got {kind!r}")
-    if not value:
-        raise StoreError("a mute needs the outlet or story it applies to")
-    if expires_at <= at:
-        raise StoreError("a mute must expire after it is created")
+    check_mute(kind, value, at, expires_at)
     cursor = conn.execute(
         "INSERT INTO mutes (kind, value, created_by, created_at, expires_at) "
         "VALUES (?, ?, ?, ?, ?)",
         (kind, value, created_by, iso(at), iso(expires_at)),
     )
     row = conn.execute("SELECT * FROM mutes WHERE id = ?", (cursor.lastrowid,)).fetchone()
-    return _mute(row)
+    return mute_from_row(row)
 
 
 def active_mutes(conn: sqlite3.Connection, now: datetime) -> list[Mute]:
@@ -99,7 +89,7 @@ def active_mutes(conn: sqlite3.Connection, now: datetime) -> list[Mute]:
         "SELECT * FROM mutes WHERE removed_at IS NULL AND expires_at > ? ORDER BY id",
         (iso(now),),
     ).fetchall()
-    return [_mute(r) for r in rows]
+    return [mute_from_row(r) for r in rows]
 
 
 def remove_mute(conn: sqlite3.Connection, mute_id: int, *, at: datetime) -> bool:
@@ -112,30 +102,12 @@ def remove_mute(conn: sqlite3.Connection, mute_id: int, *, at: datetime) -> bool
 
 def list_mutes(conn: sqlite3.Connection) -> list[Mute]:
     """Every mute ever made, newest first (the ``mutes list`` command)."""
-    return [_mute(r) for r in conn.execute("SELECT * FROM mutes ORDER BY id DESC").fetchall()]
+    rows = conn.execute("SELECT * FROM mutes ORDER BY id DESC").fetchall()
+    return [mute_from_row(r) for r in rows]
 
 
 def feedback_marks(conn: sqlite3.Connection, article_id: str, *, story_id: str | None,
                    outlet: str | None, now: datetime) -> tuple[FeedbackMark, ...]:
-    """What a parent message shows: its article's latest label and the mutes in force
-    for its story and its outlet (latest of each kind)."""
-    marks: list[FeedbackMark] = []
-    latest = conn.execute(
-        "SELECT label, user_id, created_at FROM label_events WHERE article_id = ? "
-        "ORDER BY created_at DESC, id DESC LIMIT 1", (article_id,)).fetchone()
-    if latest is not None:
-        marks.append(FeedbackMark(_LABEL_ACTIONS[latest["label"]], latest["user_id"],
-                                  datetime.fromisoformat(latest["created_at"])))
-    for kind, value in (("outlet", outlet), ("story", story_id)):
-        if not value:
-            continue
-        row = conn.execute(
-            "SELECT * FROM mutes WHERE kind = ? AND value = ? AND removed_at IS NULL "
-            "AND expires_at > ? ORDER BY created_at DESC, id DESC LIMIT 1",
-            (kind, value, iso(now))).fetchone()
-        if row is not None:
-            mute = _mute(row)
-            marks.append(FeedbackMark(f"mute_{kind}", mute.created_by, mute.created_at,
-                                      until=mute.expires_at,
-                                      subject=value if kind == "outlet" else ""))
-    return tuple(marks)
+    """The article's latest label and the latest mute in force for its outlet and story."""
+    return shared_marks(conn, placeholder="?", article_id=article_id, story_id=story_id,
+                        outlet=outlet, now=iso(now))

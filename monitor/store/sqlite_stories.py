@@ -15,10 +15,10 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import monitor.store.shared_stories as shared
 from monitor.models import (
     Alert,
     Article,
-    MemberEvidence,
     Receipt,
     StoryEvidence,
     StoryFacts,
@@ -27,8 +27,8 @@ from monitor.models import (
 )
 from monitor.store.base import StorySummary
 from monitor.store.rows import alert_from_row, alert_payload, dt, iso
+from monitor.store.shared_stories import own_story_id
 from monitor.store.sqlite_feedback import feedback_marks
-from monitor.story_evidence import story_evidence
 
 __all__ = [
     "mark_parent_refreshed",
@@ -39,13 +39,9 @@ __all__ = [
     "record_member",
 ]
 
-MAX_SOURCES_SHOWN = 12
-
-
-def own_story_id(article_id: str) -> str:
-    """The id of the story an article starts: derived from it, so a re-run after a
-    crash gives the same id."""
-    return f"s-{article_id}"
+_PARENTS_TO_REFRESH = shared.PARENTS_TO_REFRESH_SQL.format(p="?")
+_MEMBERS_EVIDENCE = shared.MEMBERS_EVIDENCE_SQL.format(p="?")
+_RECENT_STORIES = shared.RECENT_STORIES_SQL.format(p="?")
 
 
 def record_member(conn: sqlite3.Connection, article: Article, verdict: Verdict,
@@ -130,18 +126,7 @@ def note_parent_posted(conn: sqlite3.Connection, receipt: Receipt) -> None:
 
 def parents_to_refresh(conn: sqlite3.Connection, *, limit: int) -> list[tuple[Alert, StoryFacts]]:
     """Posted parents whose story has grown since the parent was last edited."""
-    rows = conn.execute(
-        """
-        SELECT p.*, p.channel AS parent_channel, p.message_id AS parent_message_id,
-               s.member_count AS s_members, s.source_count AS s_sources,
-               s.first_seen_at AS s_first, s.last_seen_at AS s_last
-        FROM stories s
-        JOIN alerts p ON p.story_id = s.id AND p.kind = 'parent' AND p.status = 'sent'
-        WHERE s.member_count > s.parent_shows
-        ORDER BY s.last_seen_at LIMIT ?
-        """,
-        (limit,),
-    ).fetchall()
+    rows = conn.execute(_PARENTS_TO_REFRESH, (limit,)).fetchall()
     found: list[tuple[Alert, StoryFacts]] = []
     for row in rows:
         # the parent_* aliases give the parent alert its own thread reference
@@ -149,40 +134,20 @@ def parents_to_refresh(conn: sqlite3.Connection, *, limit: int) -> list[tuple[Al
                                 first_attempt_at=dt(row["first_attempt_at"]))
         sources = tuple(r[0] for r in conn.execute(
             "SELECT source FROM articles WHERE story_id = ? GROUP BY source "
-            "ORDER BY MIN(first_seen_at) LIMIT ?", (row["story_id"], MAX_SOURCES_SHOWN)))
+            "ORDER BY MIN(first_seen_at) LIMIT ?", (row["story_id"], shared.MAX_SOURCES_SHOWN)))
         # the analysts' marks ride along: the edit rewrites the whole message
         marks = feedback_marks(conn, parent.article_id, story_id=row["story_id"],
                                outlet=parent.source, now=datetime.now(UTC))
-        facts = StoryFacts(
-            story_id=row["story_id"], source_count=row["s_sources"],
-            member_count=row["s_members"], first_seen_at=datetime.fromisoformat(row["s_first"]),
-            last_seen_at=datetime.fromisoformat(row["s_last"]), sources=sources, marks=marks,
-            evidence=members_evidence(conn, row["story_id"]),
-        )
-        found.append((parent, facts))
+        evidence = members_evidence(conn, row["story_id"])
+        found.append((parent, shared.refresh_facts(row, sources=sources, marks=marks,
+                                                   evidence=evidence)))
     return found
 
 
 def members_evidence(conn: sqlite3.Connection, story_id: str) -> StoryEvidence | None:
     """The story's score, event type and quote from every member's verdict (in arrival
     order); a member's quote is in its alert's payload (only alerted members have one)."""
-    rows = conn.execute(
-        """
-        SELECT a.source, v.score, v.match, v.event_type, al.payload
-        FROM articles a
-        JOIN verdicts v ON v.article_id = a.id
-        LEFT JOIN alerts al ON al.article_id = a.id
-        WHERE a.story_id = ?
-        ORDER BY a.first_seen_at, a.id
-        """,
-        (story_id,),
-    ).fetchall()
-    members = []
-    for source, score, match, event_type, payload in rows:
-        why = json.loads(payload).get("why") if payload else None
-        members.append(MemberEvidence(score=float(score), match=bool(match),
-                                      event_type=event_type, source=source, why=why))
-    return story_evidence(members)
+    return shared.evidence_from_rows(conn.execute(_MEMBERS_EVIDENCE, (story_id,)).fetchall())
 
 
 def mark_parent_refreshed(conn: sqlite3.Connection, story_id: str, destination: str,
@@ -195,26 +160,5 @@ def mark_parent_refreshed(conn: sqlite3.Connection, story_id: str, destination: 
 
 def recent_stories(conn: sqlite3.Connection, *, since: datetime,
                    limit: int) -> list[StorySummary]:
-    rows = conn.execute(
-        """
-        SELECT s.*, a.title, a.url, a.source,
-               (SELECT status FROM alerts p WHERE p.story_id = s.id AND p.kind = 'parent'
-                LIMIT 1) AS parent_status,
-               (SELECT COUNT(*) FROM alerts r WHERE r.story_id = s.id AND r.kind = 'reply')
-                   AS replies
-        FROM stories s JOIN articles a ON a.id = s.representative_article_id
-        WHERE s.last_seen_at >= ?
-        ORDER BY s.last_seen_at DESC LIMIT ?
-        """,
-        (iso(since), limit),
-    ).fetchall()
-    return [
-        StorySummary(
-            story_id=row["id"], title=row["title"], url=row["url"], source=row["source"],
-            first_seen_at=datetime.fromisoformat(row["first_seen_at"]),
-            last_seen_at=datetime.fromisoformat(row["last_seen_at"]),
-            member_count=row["member_count"], source_count=row["source_count"],
-            parent_status=row["parent_status"], replies=row["replies"],
-        )
-        for row in rows
-    ]
+    rows = conn.execute(_RECENT_STORIES, (iso(since), limit)).fetchall()
+    return [shared.story_summary_from_row(row) for row in rows]

@@ -13,7 +13,14 @@ import sqlite3
 from datetime import datetime
 
 from monitor.store.base import HIT_END, HIT_START, ArticleHit, StoryAlert, StoryBoardEntry
-from monitor.store.rows import dt, iso
+from monitor.store.rows import iso
+from monitor.store.shared_web import (
+    BOARD_ALERTS_SQL,
+    BOARD_STORIES_SQL,
+    article_hit_from_row,
+    board_entry_from_row,
+    story_alert_from_row,
+)
 
 __all__ = ["fts_query", "search_articles", "story_board"]
 
@@ -22,6 +29,7 @@ MAX_TERMS = 12
 
 SNIPPET_TOKENS = 28
 _WORD = re.compile(r"\w")
+_BOARD_STORIES = BOARD_STORIES_SQL.format(p="?")
 
 
 def fts_query(words: str) -> str | None:
@@ -86,57 +94,17 @@ def search_articles(conn: sqlite3.Connection, *, query: str, since: datetime | N
             ORDER BY a.published_at DESC, a.rowid DESC
             LIMIT ? OFFSET ?"""
     rows = conn.execute(sql, (*params, limit, offset)).fetchall()
-    return [
-        ArticleHit(article_id=row["id"], source=row["source"], title=row["title"],
-                   url=row["url"], published_at=datetime.fromisoformat(row["published_at"]),
-                   score=row["score"], match=bool(row["match"]), event_type=row["event_type"],
-                   snippet=row["snip"] or "")
-        for row in rows
-    ]
+    return [article_hit_from_row(row) for row in rows]
 
 
 def story_board(conn: sqlite3.Connection, *, since: datetime,
                 limit: int) -> list[StoryBoardEntry]:
-    stories = conn.execute(
-        """
-        SELECT s.*, a.title, a.url, a.source FROM stories s
-        JOIN articles a ON a.id = s.representative_article_id
-        WHERE s.last_seen_at >= ? AND EXISTS (SELECT 1 FROM alerts x WHERE x.story_id = s.id)
-        ORDER BY s.last_seen_at DESC LIMIT ?
-        """,
-        (iso(since), limit),
-    ).fetchall()
+    stories = conn.execute(_BOARD_STORIES, (iso(since), limit)).fetchall()
     if not stories:
         return []
     ids = [row["id"] for row in stories]
-    marks = ",".join("?" * len(ids))
+    in_ids = f"IN ({','.join('?' * len(ids))})"
     alerts: dict[str, list[StoryAlert]] = {story_id: [] for story_id in ids}
-    for row in conn.execute(
-        f"""
-        SELECT al.id, al.story_id, al.kind, al.destination, al.status, al.delivered_at,
-               al.last_error, a.title, a.url, a.source, a.published_at, v.score, v.reason,
-               v.event_type, l.label, COALESCE(l.user_id, l.source) AS labelled_by
-        FROM alerts al JOIN articles a ON a.id = al.article_id
-        JOIN verdicts v ON v.article_id = al.article_id
-        LEFT JOIN labels l ON l.article_id = al.article_id
-        WHERE al.story_id IN ({marks})
-        ORDER BY al.kind <> 'parent', a.published_at, al.created_at
-        """,
-        ids,
-    ):
-        alerts[row["story_id"]].append(StoryAlert(
-            alert_id=row["id"], kind=row["kind"], destination=row["destination"],
-            status=row["status"], title=row["title"], url=row["url"], source=row["source"],
-            published_at=datetime.fromisoformat(row["published_at"]), score=row["score"],
-            reason=row["reason"], event_type=row["event_type"],
-            delivered_at=dt(row["delivered_at"]), last_error=row["last_error"],
-            label=row["label"], labelled_by=row["labelled_by"]))
-    return [
-        StoryBoardEntry(
-            story_id=row["id"], title=row["title"], url=row["url"], source=row["source"],
-            first_seen_at=datetime.fromisoformat(row["first_seen_at"]),
-            last_seen_at=datetime.fromisoformat(row["last_seen_at"]),
-            member_count=row["member_count"], source_count=row["source_count"],
-            alerts=tuple(alerts[row["id"]]))
-        for row in stories
-    ]
+    for row in conn.execute(BOARD_ALERTS_SQL.format(in_ids=in_ids), ids):
+        alerts[row["story_id"]].append(story_alert_from_row(row))
+    return [board_entry_from_row(row, alerts[row["id"]]) for row in stories]
