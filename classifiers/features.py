@@ -50,6 +50,8 @@ RULE_FEATURES = (
     "places", "n_other_states", "list_like", "other_between",
     "excluded", "headline_only", "focus", "dprk_only", "russia_only", "non_latin",
     "enumeration", "dprk_personnel_war", "dprk_war", "title_pair_coop", "actor_coop_actor",
+    "russia_as_source", "separate_cases", "parallel_actors", "captured_dprk_arms",
+    "against_russia", "axis_bloc", "axis_trio", "pair_with_dprk", "crime_each_side",
 )
 
 #: Cooperation terms naming people sent somewhere (troops, workers, prisoners).
@@ -64,6 +66,63 @@ WAR_TERMS = frozenset({"ukraine", "ukrainian", "ukrainians", "kyiv", "zelensky",
                        "donbas", "donbass", "kharkiv", "zaporizhzhia", "kherson", "avdiivka",
                        "mariupol", "bakhmut", "pokrovsk", "sumy"})
 _WORD = re.compile(r"\w+")
+
+# -- multi-party and wrong-direction cues ------------------------------------------------------
+# Why: stories where both countries appear but the relation is not between them (the
+# embassy is only the source, two unrelated crime cases, Ukraine firing captured arms
+# AT Russia) and stories where it is, inside a bigger picture (a China–Russia–DPRK bloc,
+# Iran and North Korea arming Russia). Each cue is a pattern an outlet of any style uses,
+# so it transfers where memorised n-grams of our own wording do not.
+
+#: A Russia mention that is a news source: "Russian embassy", "Russia's diplomats",
+#: "embassy of Russia", "посольства России", "러시아 대사관".
+_SOURCE_AFTER = re.compile(
+    r"^(?:'s)?\s*(?:embassy|embassies|diplomat\w*|mission|ambassador|envoy|consulate|"
+    r"посольств\w*|посол\w*|дипломат\w*|대사관|대사|외교관)", re.IGNORECASE)
+_SOURCE_BEFORE = re.compile(
+    r"(?:embassy|mission|ambassador|envoy|diplomats?|consulate)\s+(?:of|from)\s+(?:the\s+)?$|"
+    r"(?:ambassador|envoy)\s+$|"
+    r"(?:посольств\w*|посол\w*|дипломат\w*|российск\w+\s+посольств\w*)\s+$", re.IGNORECASE)
+#: Saying verbs that make the source a source ("…, Russian embassy says").
+_REPORTING = re.compile(
+    r"\b(?:says?|said|reports?|reported|according to|notes?|noted|claims?|claimed|posts?|posted|"
+    r"wrote|writes|confirms?|confirmed|hears|heard|warns?|warned|describes?|described|tells|told|"
+    r"shows?|showed|publish\w*|photos?|pictures?|spots?|spotted|observ\w*)"
+    r"\b|(?:embassy|ambassador|diplomats?|envoy|mission)\s*:|по данным|по словам|сообщ\w*|"
+    r"따르면|밝혔|전했", re.IGNORECASE)
+#: "in a separate case", "unrelated", "two indictments": two stories in one item.
+_SEPARATE = re.compile(
+    r"\b(?:separate(?:ly)?|unrelated|another case|different case|two (?:cases|indictments|"
+    r"regimes|actions|rulings))\b|отдельн\w*|не связан\w*|별도|별개", re.IGNORECASE)
+#: Between two actors each with its own noun: "hackers and", "war and", "gangs,".
+_PARALLEL_BETWEEN = re.compile(
+    r"^(?:'s)?\s*(?:[^\W\d][\w\-]*\s+){0,2}[^\W\d][\w\-]*\s*(?:,|;|\band\b|\bor\b|&|\bи\b|과|와)"
+    r"\s*(?:the\s+|a\s+|in\s+(?:a\s+)?separate\s+case,?\s+)?(?:'s)?$", re.IGNORECASE)
+_FUNCTION_WORDS = frozenset({"the", "a", "an", "of", "to", "in", "on", "for", "with", "by",
+                             "from", "at", "as", "is", "are", "was", "were"})
+_CAPTURE = re.compile(r"\b(?:captured|seized|trophy|trophies|abandoned|recovered)\b|"
+                      r"захвачен\w*|трофейн\w*|노획", re.IGNORECASE)
+_ARMS = re.compile(
+    r"\b(?:rockets?|shells?|ammunition|ammo|munitions?|rounds|launchers?|howitzers?|guns?|"
+    r"mlrs|artillery|weapons?|missiles?|arms|koksan|m1991)\b|снаряд\w*|ракет\w*|оруж\w*|"
+    r"포탄|방사포|무기|미사일", re.IGNORECASE)
+_UKRAINE_SIDE = re.compile(r"\bukrain\w*|\bkyiv\b|\bzelensky\w*|украин\w*|киев\w*|우크라이나",
+                           re.IGNORECASE)
+#: "at Russian lines", "against Russia", "on Russian positions", "по российским".
+_AGAINST_BEFORE = re.compile(r"(?:\b(?:at|against|on|onto|into)\s+(?:the\s+)?|против\s+|по\s+)$",
+                             re.IGNORECASE)
+_AXIS = re.compile(
+    r"\b(?:triangle|trilateral|tripartite|three-way|three way|threesome|trio|bloc|axis|"
+    r"alignment|two-plus-one|northern three|three northern)\b|треугольн\w*|трехсторон\w*|"
+    r"трёхсторон\w*|\bось\b|оси\b|блок\w*|삼각|북중러|북·중·러|북-중-러|3각|진영", re.IGNORECASE)
+#: Crime words: each country next to one ("North Korean hackers … Russian gangs") is most
+#: often two crime stories in one item (or one side attacking the other), not a partnership.
+_CRIME = re.compile(
+    r"\b(?:hack\w*|ransomware|scam\w*|fraud\w*|launder\w*|heists?|phishing|cybercrim\w*|"
+    r"criminals?|gangs?|mafia|thieves|crooks|mixers?|thefts?|stole|steal\w*|cyber\w*)\b|"
+    r"хакер\w*|мошенни\w*|киберпреступ\w*|해커|해킹|사기|랜섬웨어", re.IGNORECASE)
+_IRAN = frozenset({"iran", "iranian", "tehran", "이란", "иран"})
+_CHINA = frozenset({"china", "chinese", "beijing", "xi jinping", "중국", "베이징", "시진핑"})
 
 
 def prepare_text(text: str) -> str:
@@ -266,7 +325,8 @@ def rule_values(m: Mentions, window: int) -> dict[str, float]:
                         actor_coop_actor = True
     title_pair_coop = (dprk_title and russia_title and not enumeration
                        and any(h.start < title_end for h in m.cooperation))
-    return {
+    extra = _multiparty_values(m, window) if both else dict.fromkeys(_MULTIPARTY, 0.0)
+    values = {
         "has_dprk": float(strong_d),
         "has_russia": float(strong_r),
         "both": float(strong_d and strong_r),
@@ -303,6 +363,116 @@ def rule_values(m: Mentions, window: int) -> dict[str, float]:
         "dprk_war": float(at_war and strong_d),
         "title_pair_coop": float(title_pair_coop),
         "actor_coop_actor": float(actor_coop_actor),
+    }
+    values.update(extra)
+    return values
+
+
+_MULTIPARTY = ("russia_as_source", "separate_cases", "parallel_actors", "captured_dprk_arms",
+               "against_russia", "axis_bloc", "axis_trio", "pair_with_dprk", "crime_each_side")
+
+
+def _is_source(m: Mentions, hit: Hit) -> bool:
+    """Whether a Russia mention names the messenger ("Russian embassy", "посольства России")."""
+    after = m.text[hit.end:hit.end + 30]
+    before = m.text[max(0, hit.start - 40):hit.start]
+    return bool(_SOURCE_AFTER.match(after) or _SOURCE_BEFORE.search(before))
+
+
+def _adjectival(m: Mentions, hit: Hit) -> bool:
+    """Whether a mention modifies a noun of its own ("Russian gangs", "Russia's war")."""
+    surface = hit.surface.lower()
+    return ((surface.endswith(("an", "ese", "ish")) and surface not in ("tehran", "iran", "japan"))
+            or m.text[hit.end:hit.end + 2] == "'s")
+
+
+def _parallel(m: Mentions) -> bool:
+    """DPRK and Russia each heading its own noun phrase in a pair, with no relation between.
+
+    "North Korean hackers and Russian gangs", "Russia's war and North Korea's missiles":
+    a word of content after the first actor, then a conjunction, then the second actor.
+    "Russia and North Korea" (the pair itself) is ``pair_join``, not this.
+    """
+    for d in m.dprk:
+        for r in m.russia:
+            first, second = (d, r) if d.start < r.start else (r, d)
+            between = m.text[first.end:second.start]
+            if (len(between) > 60 or not _PARALLEL_BETWEEN.match(between)
+                    or not (_adjectival(m, first) and _adjectival(m, second))):
+                continue
+            words = [w.lower() for w in _WORD.findall(between)]
+            content = [w for w in words if w not in _FUNCTION_WORDS
+                       and w not in ("and", "or", "s", "и", "separate", "case")]
+            if content and not any(c.start > first.end and c.end <= second.start
+                                   for c in m.cooperation if c.term not in PERSONNEL_TERMS):
+                return True
+    return False
+
+
+def _crime_each_side(m: Mentions, width: int = 4) -> bool:
+    """A crime word within ``width`` tokens of a DPRK mention and of a Russia mention."""
+    spans = [(t.start(), t.end()) for t in _WORD.finditer(m.text)]
+
+    def near(hit: Hit) -> bool:
+        lo = spans[max(0, hit.first_token - width)][0]
+        hi = spans[min(len(spans) - 1, hit.last_token + width)][1]
+        return _CRIME.search(m.text[lo:hi]) is not None
+
+    return any(near(d) for d in m.dprk) and any(near(r) for r in m.russia)
+
+
+def _multiparty_values(m: Mentions, window: int) -> dict[str, float]:
+    """The multi-party and wrong-direction cues (see ``_SOURCE_AFTER`` and the rest).
+
+    Only called when both countries are named: each cue says what kind of link, if
+    any, joins them, which is meaningless when one side is missing.
+    """
+    text = m.text
+    source_hits = [r for r in m.russia if _is_source(m, r)]
+    as_source = bool(source_hits) and len(source_hits) == len(m.russia) and bool(
+        _REPORTING.search(text))
+    captured = False
+    for d in m.dprk:
+        lo, hi = max(0, d.start - 40), d.end + 50
+        span = text[lo:hi]
+        if _CAPTURE.search(span) and _ARMS.search(text[d.end:hi]):
+            captured = True
+    captured = captured and bool(_UKRAINE_SIDE.search(text))
+    against = any(_AGAINST_BEFORE.search(text[max(0, r.start - 16):r.start]) for r in m.russia)
+    axis = bool(_AXIS.search(text))
+    china = any(h.term in _CHINA for h in m.other_states)
+    # A third state joined to North Korea ("Iran and North Korea", "Tehran and Pyongyang")
+    # with Russia in the same sentence: a pair acting on Russia, not a list of three.
+    pair_with_dprk = False
+    for d in m.dprk:
+        for o in m.other_states:
+            if o.term in WAR_TERMS:
+                continue
+            first, second = (d, o) if d.start < o.start else (o, d)
+            between = text[first.end:second.start]
+            joined = _JOIN.match(between) or (
+                _PARALLEL_BETWEEN.match(between) and _adjectival(m, first)
+                and _adjectival(m, second))
+            # Iran is the other state known to arm Russia: near North Korea with arms words
+            # it is the same story told as "shells from Pyongyang, drones from Tehran".
+            supplier = (o.term in _IRAN and m.sentence_of(o) == m.sentence_of(d)
+                        and abs(o.first_token - d.first_token) <= 12
+                        and _ARMS.search(text) is not None)
+            if (joined or supplier) and any(
+                    m.sentence_of(r) == m.sentence_of(d)
+                    and not first.start < r.start < second.start for r in m.russia):
+                pair_with_dprk = True
+    pair_with_dprk = pair_with_dprk and not _enumeration(m)
+    return {
+        "russia_as_source": float(as_source),
+        "separate_cases": float(bool(_SEPARATE.search(text))),
+        "parallel_actors": float(_parallel(m)),
+        "captured_dprk_arms": float(captured),
+        "against_russia": float(against),
+        "axis_bloc": float(axis),
+        "axis_trio": float(axis and china),
+        "pair_with_dprk": float(pair_with_dprk),
+        "crime_each_side": float(_crime_each_side(m)),
     }
 
 
