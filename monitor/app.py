@@ -115,7 +115,8 @@ def open_store(settings: Settings, *, check_writable: bool = True) -> Store:
     blind (alerts never queued, every item fetched again), so it refuses to start.
     Commands that only read skip the write check."""
     store = store_backend.open_store(settings.storage.database_url,
-                                     busy_timeout=settings.storage.busy_timeout_seconds)
+                                     busy_timeout=settings.storage.busy_timeout_seconds,
+                                     pool_size=settings.storage.pool_size)
     try:
         if check_writable:
             store.check_writable()

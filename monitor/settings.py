@@ -140,6 +140,9 @@ class StorageSettings(_Section):
     database_url: str = "sqlite:///state/monitor.db"
     busy_timeout_seconds: float = Field(default=30, gt=0, le=3_600)
     """How long a write waits for another process's lock before it counts as failed."""
+    pool_size: int = Field(default=6, ge=2, le=100)
+    """PostgreSQL connections per daemon: polls, the drain, the web view and the story
+    lock each take one while they run; ignored for SQLite."""
 
     @field_validator("database_url")
     @classmethod

@@ -247,3 +247,35 @@ def test_errors_are_one_line_with_what_to_do(pg_url: str) -> None:  # noqa: F811
     assert "create the database" in str(missing.value) and "\n" not in str(missing.value)
     with pytest.raises(StoreError, match="not a plain SQL identifier"):
         PostgresStore(f"{base}/test?schema=bad;name")
+
+
+def test_pool_size_bounds_the_connections_one_store_opens(pg_url: str) -> None:  # noqa: F811
+    """``storage.pool_size`` reaches the pool: eight threads waiting on a busy server
+    never hold more than the configured three sessions."""
+    store = open_store(pg_url, pool_size=3)
+    try:
+        assert isinstance(store, PostgresStore) and store.max_connections == 3
+        app = f"pool-size-test-{threading.get_ident()}"
+        peak = 0
+
+        def sessions() -> int:
+            with psycopg.connect(server_url(pg_url), autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                    "AND query LIKE %s", (f"%{app}%",)).fetchone()
+                return int(row[0]) if row else 0
+
+        def slow_read() -> None:
+            store.execute_transaction(
+                lambda conn: conn.execute(f"SELECT pg_sleep(0.4) /* {app} */"))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = [pool.submit(slow_read) for _ in range(8)]
+            for _ in range(6):
+                threading.Event().wait(0.1)
+                peak = max(peak, sessions())
+            for future in futures:
+                future.result()
+        assert 1 <= peak <= 3
+    finally:
+        store.close()

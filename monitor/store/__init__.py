@@ -28,11 +28,12 @@ def sqlite_path(database_url: str) -> str:
     return database_url.removeprefix("sqlite:///")
 
 
-def open_store(database_url: str, *, busy_timeout: float = 30.0) -> Store:
+def open_store(database_url: str, *, busy_timeout: float = 30.0, pool_size: int = 6) -> Store:
     """The backend for ``database_url``, opened and migrated (not yet checked for writes).
 
     A new backend is one more branch here plus its module: the daemon and the CLI
     only see the protocol.
+    ``pool_size`` is PostgreSQL's connections per process (SQLite has one).
     """
     store: Store
     if database_url.startswith("sqlite:///"):
@@ -42,7 +43,7 @@ def open_store(database_url: str, *, busy_timeout: float = 30.0) -> Store:
     elif is_postgres(database_url):
         from monitor.store.postgres import PostgresStore
 
-        store = PostgresStore(database_url, busy_timeout=busy_timeout)
+        store = PostgresStore(database_url, busy_timeout=busy_timeout, max_connections=pool_size)
     else:
         scheme = database_url.split(":", 1)[0]
         raise StoreError(f"no storage backend for {scheme!r} URLs in this version; "
