@@ -474,6 +474,20 @@ def test_take_send_slot_paces_a_destination_shared_by_all(store: Store) -> None:
                                 burst=2) == pytest.approx(0.0)
 
 
+
+def test_hold_send_slots_pauses_every_sender_then_no_burst(store: Store) -> None:
+    now = 1_700_000_000.0
+    store.hold_send_slots("slack:#a", until=now + 30, interval=1.0, burst=3)
+    waits = [store.take_send_slot("slack:#a", now=now, interval=1.0, burst=3)
+             for _ in range(3)]
+    assert waits == pytest.approx([30.0, 31.0, 32.0])
+    # an older, shorter hold never shortens a longer one
+    store.hold_send_slots("slack:#a", until=now + 5, interval=1.0, burst=3)
+    assert store.take_send_slot("slack:#a", now=now, interval=1.0,
+                                burst=3) == pytest.approx(33.0)
+    assert store.take_send_slot("slack:#b", now=now, interval=1.0, burst=3) == 0.0
+
+
 def test_story_lock_is_a_context_manager(store: Store) -> None:
     with store.story_lock():
         a = article(1)

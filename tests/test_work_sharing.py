@@ -224,6 +224,34 @@ async def test_the_send_pace_holds_across_daemons(tmp_path: Path) -> None:
         store.close()
 
 
+
+async def test_one_daemons_rate_limit_pauses_the_others(tmp_path: Path) -> None:
+    """A 429 seen by one daemon holds the channel for every daemon sharing the store:
+    Slack limits the channel, so the other daemon's next send waits too, and the first
+    sends after the pause do not burst."""
+    store = SqliteStore(tmp_path / "m.db")
+    store.migrate()
+    try:
+        refused, other = (Pacer(20.0, 5, shared=store, key="slack:C0ALERTS1")
+                          for _ in range(2))
+        await refused.hold(0.6)
+        started = time.monotonic()
+        await other.acquire()
+        assert time.monotonic() - started >= 0.5
+        started = time.monotonic()
+        await other.acquire()
+        await other.acquire()
+        assert time.monotonic() - started >= 2 / 20.0 * 0.9  # one per interval, no burst
+        # without a shared store a hold stays in its own process
+        alone, neighbour = Pacer(20.0, 5), Pacer(20.0, 5)
+        await alone.hold(0.6)
+        started = time.monotonic()
+        await neighbour.acquire()
+        assert time.monotonic() - started < 0.3
+    finally:
+        store.close()
+
+
 WIRE_TITLE = "North Korean cargo ship unloads shells at Russian port of Vostochny, images show"
 WIRE_SUMMARY = ("Commercial satellite pictures taken on Monday show a North Korean freighter "
                 "moored at Vostochny with containers being moved to a rail yard, the third "

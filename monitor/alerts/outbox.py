@@ -221,6 +221,7 @@ class _Drainer:
                         or current + timedelta(seconds=wait) >= self._deadline):
                     raise
                 self.health.rate_limited(wait, current)
+                await self.health.pacer.hold(wait)
                 await asyncio.sleep(wait)
         return await self.deliverer.deliver(alert)
 
@@ -257,6 +258,7 @@ class _Drainer:
             await self._retry_all(alert, error=error, at=self._resume_at,
                                   ambiguous=err.ambiguous)
             self.health.paused(self._resume_at, error, current)
+            await self.health.pacer.hold(err.retry_after)
             self.report.retried += 1
             return "rate_limited"
         if destination_down:

@@ -38,6 +38,9 @@ class SharedPace(Protocol):
     def take_send_slot(self, destination: str, *, now: float, interval: float,
                        burst: int) -> float: ...
 
+    def hold_send_slots(self, destination: str, *, until: float, interval: float,
+                        burst: int) -> None: ...
+
 
 class Pacer:
     """``rate`` sends per second on average, up to ``burst`` at once; None: no pacing.
@@ -91,8 +94,21 @@ class Pacer:
                 await asyncio.sleep((1 - self._tokens) / self.rate)
 
     def empty(self) -> None:
-        """After a rate limit: no burst until tokens accrue again (this process's bucket;
-        with ``shared`` the 429's Retry-After pauses this daemon's sends to the
-        destination, ``monitor.alerts.health``, and the shared pace is left as is)."""
+        """After a rate limit: no burst until tokens accrue again (this process's bucket)."""
         self._refill()
         self._tokens = min(self._tokens, 0.0)
+
+    async def hold(self, seconds: float) -> None:
+        """After a rate limit of ``seconds``: with ``shared``, every daemon's next send to
+        this destination waits it out too (Slack's limit is per channel, not per
+        process); without, only this process's bucket is emptied."""
+        self.empty()
+        if self.shared is None or self.rate is None or self.rate <= 0 or seconds <= 0:
+            return
+        try:
+            await asyncio.to_thread(
+                self.shared.hold_send_slots, self.key, until=self._wall() + seconds,
+                interval=1.0 / self.rate, burst=self.burst)
+        except StoreError as exc:
+            log.warning("%s: could not share the rate limit with other daemons (%s); "
+                        "only this one waits", self.key, exc)

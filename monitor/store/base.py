@@ -270,6 +270,12 @@ class Store(Protocol):
         the database) and return the seconds to sleep before sending. ``now`` is epoch
         seconds (``time.time()``): it is compared across machines."""
 
+    def hold_send_slots(self, destination: str, *, until: float, interval: float,
+                        burst: int) -> None:
+        """After a rate limit (429 with Retry-After): no daemon's next slot for
+        ``destination`` comes before ``until`` (epoch seconds), and none bursts right
+        after it: one daemon's refusal pauses them all."""
+
     def story_lock(self) -> AbstractContextManager[None]:
         """Serialises "sync the story index, assign, record" across daemons (PostgreSQL:
         a session advisory lock; SQLite: nothing to do, one daemon per file)."""

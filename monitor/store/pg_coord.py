@@ -24,6 +24,7 @@ __all__ = [
     "add_missing_feeds",
     "claim_due_alerts",
     "claim_feeds",
+    "hold_send_slots",
     "next_feed_due",
     "release_feeds",
     "renew_feed_leases",
@@ -112,6 +113,19 @@ def take_send_slot(conn: Connection, destination: str, *, now: float, interval: 
         """,
         {"d": destination, "now": now, "i": interval}).fetchone()["tat"]
     return slot_wait(tat, now=now, interval=interval, burst=burst)
+
+
+def hold_send_slots(conn: Connection, destination: str, *, until: float, interval: float,
+                    burst: int) -> None:
+    """Push the destination's theoretical arrival time to ``until + (burst - 1) ×
+    interval``: the next slot then waits until ``until`` and sends resume one per
+    ``interval`` (see ``slot_wait``)."""
+    conn.execute(
+        """
+        INSERT INTO send_pace AS p (destination, tat) VALUES (%(d)s, %(t)s)
+        ON CONFLICT (destination) DO UPDATE SET tat = GREATEST(p.tat, EXCLUDED.tat)
+        """,
+        {"d": destination, "t": until + (max(burst, 1) - 1) * interval})
 
 
 def claim_due_alerts(conn: Connection, *, now: datetime, limit: int, lease_seconds: float,

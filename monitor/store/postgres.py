@@ -229,6 +229,11 @@ class PostgresStore:
         return self._write(coord_sql.take_send_slot, destination=destination, now=now,
                            interval=interval, burst=burst)
 
+    def hold_send_slots(self, destination: str, *, until: float, interval: float,
+                        burst: int) -> None:
+        self._write(coord_sql.hold_send_slots, destination=destination, until=until,
+                    interval=interval, burst=burst)
+
     @contextmanager
     def story_lock(self) -> Iterator[None]:
         """A session advisory lock on a pooled connection held for the block: one daemon

@@ -460,6 +460,12 @@ class SqliteStore:
             return coord_sql.take_send_slot(conn, destination, now=now, interval=interval,
                                             burst=burst)
 
+    def hold_send_slots(self, destination: str, *, until: float, interval: float,
+                        burst: int) -> None:
+        with self._tx() as conn:
+            coord_sql.hold_send_slots(conn, destination, until=until, interval=interval,
+                                      burst=burst)
+
     def story_lock(self) -> AbstractContextManager[None]:
         """Nothing to serialise: the daemon lock allows one daemon per SQLite file."""
         return nullcontext()

@@ -22,6 +22,7 @@ from monitor.store.rows import dt, iso
 
 __all__ = [
     "claim_feeds",
+    "hold_send_slots",
     "next_feed_due",
     "release_feeds",
     "renew_feed_leases",
@@ -113,3 +114,18 @@ def take_send_slot(conn: sqlite3.Connection, destination: str, *, now: float,
         (destination, now, interval, now, interval),
     ).fetchone()[0]
     return slot_wait(tat, now=now, interval=interval, burst=burst)
+
+
+def hold_send_slots(conn: sqlite3.Connection, destination: str, *, until: float,
+                    interval: float, burst: int) -> None:
+    """Push the destination's theoretical arrival time to ``until + (burst - 1) ×
+    interval``: the next slot then waits until ``until`` and sends resume one per
+    ``interval`` (see ``slot_wait``)."""
+    target = until + (max(burst, 1) - 1) * interval
+    conn.execute(
+        """
+        INSERT INTO send_pace (destination, tat) VALUES (?, ?)
+        ON CONFLICT(destination) DO UPDATE SET tat = MAX(tat, excluded.tat)
+        """,
+        (destination, target),
+    )
