@@ -262,6 +262,43 @@ def test_three_daemons_share_the_feeds_and_survive_a_kill_9(tmp_path: Path) -> N
               f"all polled, no overlap, {expected_alerts} alerts in {parents} threads, each once")
 
 
+
+def test_once_beside_daemons_polls_only_the_due_feeds_nobody_holds(tmp_path: Path) -> None:
+    """A cron ``once`` on a shared database claims like a daemon: feeds another daemon
+    holds are left to it, and a feed just polled is not polled again until it is due."""
+    with IntervalServer() as server, pg_schema("once") as url:
+        feeds = serve_feeds(server, 20)
+        config = write_config(tmp_path, url, feeds)
+        migrate(url)
+        other = open_store(url)
+        try:
+            held = other.claim_feeds(sorted(feeds)[:5], owner="elsewhere:1:abc",
+                                     now=datetime.now(UTC), lease_seconds=120, limit=5)
+        finally:
+            other.close()
+        assert len(held) == 5
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("SLACK_") and k != "MONITOR_DATABASE_URL"}
+
+        def once() -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "monitor", "once", "--config",
+                                   str(config)], cwd=REPO, env=env, capture_output=True,
+                                  text=True, timeout=180)
+
+        first = once()
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "claimed 15 of 20 feeds" in first.stderr
+        assert server.polled_paths() == {f"/{name}.xml" for name in sorted(feeds)[5:]}
+        assert server.overlaps() == []
+        assert saved_polls(url) == 15
+        leases = query(url, "SELECT COUNT(*) FROM feeds WHERE lease_owner IS NOT NULL")[0][0]
+        assert leases == 5, "once hands its leases back; the other daemon's stay"
+        second = once()
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert "claimed 0 of 20 feeds" in second.stderr
+        assert all(len(server.intervals(f"/{name}.xml")) == 1 for name in sorted(feeds)[5:])
+
+
 # --- two drainers ---------------------------------------------------------------------------
 
 def test_two_drainers_send_each_alert_of_one_outbox_once() -> None:
