@@ -479,46 +479,16 @@ async def run_once(settings: Settings) -> CycleResult:
         return CycleResult(reports, monitor.totals["store_errors"])
 
 
-async def _poll_claimed(monitor: Monitor, feeds: list[Feed]) -> list[FeedReport | None]:
+async def _poll_claimed(monitor: Monitor, feeds: list[Feed]) -> list[object]:
     """``once`` beside daemons sharing the database: poll only the due feeds nobody else
-    holds, under leases renewed while the cycle runs, so a cron job never polls a feed
-    at the same moment as a daemon (and never one that a daemon just polled)."""
-    s = monitor.settings.schedule
-    owner = daemon_owner_id()
+    holds, under leases, so a cron job never polls a feed at the same moment as a daemon
+    (and never one that a daemon just polled)."""
     try:
-        claimed = await asyncio.to_thread(
-            monitor.store.claim_feeds, [f.name for f in feeds], owner=owner, now=utc_now(),
-            lease_seconds=s.feed_lease_seconds, limit=len(feeds))
+        return await _claim_loop(monitor, feeds, TaskTracker()).run_once()
     except StoreError as exc:
         monitor.totals["store_errors"] += 1
         log.error("could not claim feeds: %s; nothing polled", exc)
         return []
-    held = set(claimed)
-    log.info("claimed %d of %d feeds; the rest are not due yet or held by another daemon",
-             len(held), len(feeds))
-    if monitor.deps.states is not None:
-        for name in held:
-            monitor.deps.states.forget(name)  # another daemon may have polled it since
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(s.feed_lease_seconds / 3)
-            try:
-                await asyncio.to_thread(monitor.store.renew_feed_leases, claimed, owner=owner,
-                                        now=utc_now(), lease_seconds=s.feed_lease_seconds)
-            except StoreError as exc:
-                log.warning("could not renew feed leases: %s", exc)
-
-    renewing = asyncio.create_task(renew())
-    try:
-        return list(await asyncio.gather(*(monitor.poll(f) for f in feeds if f.name in held)))
-    finally:
-        renewing.cancel()
-        await asyncio.gather(renewing, return_exceptions=True)
-        try:
-            await asyncio.to_thread(monitor.store.release_feeds, claimed, owner=owner)
-        except StoreError as exc:  # the leases run out by themselves
-            log.warning("could not release %d feed lease(s): %s", len(claimed), exc)
 
 
 async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> None:

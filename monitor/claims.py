@@ -265,6 +265,27 @@ class ClaimLoop:
             self.running[name].cancel()
         return lost
 
+    async def run_once(self) -> list[object]:
+        """One pass, for ``once`` beside daemons: claim every due feed nobody holds, poll
+        them with leases renewed (and a lost lease stopping its poll) as in ``run``, hand
+        the leases back; returns the polls' results. A claim that fails raises StoreError."""
+        names = await asyncio.to_thread(
+            self.store.claim_feeds, list(self.feeds), owner=self.owner, now=self.now(),
+            lease_seconds=self.options.lease_seconds, limit=len(self.feeds))
+        self.log.info("claimed %d of %d feeds; the rest are not due yet or held by another "
+                      "daemon", len(names), len(self.feeds))
+        for name in names:
+            self._start(name)
+        stop = asyncio.Event()
+        renewing = asyncio.create_task(self._renew_until(stop))
+        try:
+            results = await asyncio.gather(*self.running.values(), return_exceptions=True)
+        finally:
+            stop.set()
+            await renewing
+            await self.close()
+        return [r for r in results if not isinstance(r, BaseException)]
+
     async def close(self) -> None:
         """After the graceful stop: hand back every lease (finished or abandoned polls), so
         the other daemons take those feeds at once rather than after the lease."""

@@ -258,7 +258,6 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     fresh.sort(key=lambda a: a.published_at)
     verdicts = await deps.classify(fresh)
     progress.matches = sum(v.match for v in verdicts)
-    pairs = list(zip(fresh, verdicts, strict=True))
     links: list[StoryLink] | None
     if deps.shared_stories is not None and fresh:
         links, counts = await deps.shared_stories(
@@ -269,7 +268,8 @@ async def _poll(feed: Feed, state: FeedState | None, deps: PipelineDeps,
     else:
         links = deps.stories(fresh, verdicts) if deps.stories is not None and fresh else None
         progress.new, progress.alerts = await asyncio.to_thread(
-            _record_batch, deps.store, pairs, links, deps.rules, now
+            _record_batch, deps.store, list(zip(fresh, verdicts, strict=True)), links,
+            deps.rules, now
         )
     progress.new_stories = sum(
         1 for i, v in enumerate(verdicts) if v.match and (links is None or links[i].is_new))
